@@ -1,0 +1,161 @@
+//! Configuration, read once at cold start. A malformed value fails there, naming the variable.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Everything the functions read from the environment (DESIGN.md §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub runs_table: String,
+    pub tasks_table: String,
+    pub s3_bucket: Option<String>,
+    pub max_retries: u32,
+    pub cloudwatch_namespace: String,
+    pub state_machine_arn: Option<String>,
+    pub backoff: BackoffConfig,
+    pub sweeper_max_tasks: usize,
+    pub non_retryable_errors: BTreeSet<String>,
+}
+
+/// The retry backoff: due at `last_error_at + min(max, base * 2^(retry_count-1))` × jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffConfig {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self { base_delay: Duration::from_secs(300), max_delay: Duration::from_secs(21_600) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable}={value:?}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let name = |k: &str, default: &str| -> Result<String, ConfigError> {
+            let v = get(k).unwrap_or_else(|| default.to_owned());
+            if v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) && v.len() >= 3 && v.len() <= 255 {
+                Ok(v)
+            } else {
+                Err(err(k, &v, "a DynamoDB table name is 3-255 characters of [A-Za-z0-9_.-]"))
+            }
+        };
+        let number = |k: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    Ok(_) => Err(err(k, &v, &format!("must be between {min} and {max}"))),
+                    Err(_) => Err(err(k, &v, "must be a whole number")),
+                },
+            }
+        };
+        let base = number("SWEEPER_BASE_DELAY_SECONDS", 300, 1, 30 * 86_400)?;
+        let max = number("SWEEPER_MAX_DELAY_SECONDS", 21_600, 1, 30 * 86_400)?;
+        if max < base {
+            return Err(err(
+                "SWEEPER_MAX_DELAY_SECONDS",
+                &max.to_string(),
+                &format!("must be at least SWEEPER_BASE_DELAY_SECONDS ({base})"),
+            ));
+        }
+        let state_machine_arn = match get("STATE_MACHINE_ARN") {
+            Some(v) if !v.starts_with("arn:") || v.split(':').count() < 7 => {
+                return Err(err("STATE_MACHINE_ARN", &v, "must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"))
+            }
+            other => other,
+        };
+        Ok(Self {
+            runs_table: name("RUNS_TABLE", "arc_benchmark_runs")?,
+            tasks_table: name("TASKS_TABLE", "arc_task_progress")?,
+            s3_bucket: get("S3_BUCKET"),
+            max_retries: number("MAX_RETRIES", 3, 1, 100)? as u32,
+            cloudwatch_namespace: get("CLOUDWATCH_NAMESPACE").unwrap_or_else(|| "ArcBenchmark".to_owned()),
+            state_machine_arn,
+            backoff: BackoffConfig { base_delay: Duration::from_secs(base), max_delay: Duration::from_secs(max) },
+            sweeper_max_tasks: number("SWEEPER_MAX_TASKS", 1000, 1, 100_000)? as usize,
+            non_retryable_errors: get("NON_RETRYABLE_ERRORS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The sweeper's state machine, required for it (and only for it).
+    pub fn require_state_machine_arn(&self) -> Result<&str, ConfigError> {
+        self.state_machine_arn
+            .as_deref()
+            .ok_or_else(|| err("STATE_MACHINE_ARN", "", "is required by the sweeper"))
+    }
+}
+
+fn err(variable: &str, value: &str, message: &str) -> ConfigError {
+    ConfigError { variable: variable.to_owned(), value: value.to_owned(), message: message.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_python_set() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.runs_table, "arc_benchmark_runs");
+        assert_eq!(c.tasks_table, "arc_task_progress");
+        assert_eq!(c.s3_bucket, None);
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.cloudwatch_namespace, "ArcBenchmark");
+        assert_eq!(c.backoff, BackoffConfig::default());
+        assert_eq!(c.sweeper_max_tasks, 1000);
+        assert!(c.non_retryable_errors.is_empty());
+        assert!(c.require_state_machine_arn().is_err());
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let e = with(&[("MAX_RETRIES", "abc")]).unwrap_err();
+        assert_eq!(e.variable, "MAX_RETRIES");
+        assert!(e.to_string().contains("MAX_RETRIES"), "{e}");
+        assert_eq!(with(&[("SWEEPER_MAX_TASKS", "-1")]).unwrap_err().variable, "SWEEPER_MAX_TASKS");
+        assert_eq!(with(&[("MAX_RETRIES", "0")]).unwrap_err().variable, "MAX_RETRIES");
+        assert_eq!(with(&[("RUNS_TABLE", "a b")]).unwrap_err().variable, "RUNS_TABLE");
+        assert_eq!(with(&[("STATE_MACHINE_ARN", "sm")]).unwrap_err().variable, "STATE_MACHINE_ARN");
+        let e = with(&[("SWEEPER_BASE_DELAY_SECONDS", "600"), ("SWEEPER_MAX_DELAY_SECONDS", "60")]).unwrap_err();
+        assert_eq!(e.variable, "SWEEPER_MAX_DELAY_SECONDS");
+    }
+
+    #[test]
+    fn lists_and_overrides() {
+        let c = with(&[
+            ("NON_RETRYABLE_ERRORS", "InvalidTask, BadConfig,,"),
+            ("S3_BUCKET", "results"),
+            ("MAX_RETRIES", "5"),
+            ("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:arc"),
+        ])
+        .unwrap();
+        assert_eq!(c.non_retryable_errors.iter().cloned().collect::<Vec<_>>(), vec!["BadConfig", "InvalidTask"]);
+        assert_eq!(c.s3_bucket.as_deref(), Some("results"));
+        assert_eq!(c.max_retries, 5);
+        assert!(c.require_state_machine_arn().is_ok());
+    }
+}

@@ -1,0 +1,146 @@
+//! The one error type of every function, with the stable `errorType` names that the state
+//! machine's `Retry`/`Catch` match on (DESIGN.md §4).
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use lambda_runtime::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArcError {
+    /// A bad event: the named field is missing or wrong; nothing was written.
+    #[error("{field}: {message}")]
+    InvalidInput { field: String, message: String },
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    #[error("task {run_id}/{task_id} not found")]
+    TaskNotFound { run_id: String, task_id: String },
+    /// AWS throttled us or could not be reached: retryable.
+    #[error("{operation}: AWS unavailable: {message}")]
+    DependencyUnavailable { operation: String, message: String },
+    /// The stored state does not allow the request, or kept changing under us.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An AWS call failed for a reason retrying will not fix (permissions, missing table…).
+    #[error("{operation}: AWS request failed: {message}")]
+    AwsRequestFailed { operation: String, message: String },
+    /// A stored item has an attribute this product cannot read.
+    #[error("stored item {key}: {message}")]
+    CorruptItem { key: String, message: String },
+}
+
+impl ArcError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput { field: field.into(), message: message.into() }
+    }
+
+    pub fn task_not_found(run_id: impl Into<String>, task_id: impl Into<String>) -> Self {
+        Self::TaskNotFound { run_id: run_id.into(), task_id: task_id.into() }
+    }
+
+    /// The stable `errorType` name.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "InvalidInput",
+            Self::RunNotFound(_) => "RunNotFound",
+            Self::TaskNotFound { .. } => "TaskNotFound",
+            Self::DependencyUnavailable { .. } => "DependencyUnavailable",
+            Self::Conflict(_) => "Conflict",
+            Self::AwsRequestFailed { .. } => "AwsRequestFailed",
+            Self::CorruptItem { .. } => "CorruptItem",
+        }
+    }
+
+    /// Classifies any AWS SDK error: throttling, timeouts, connection failures and 5xx are
+    /// `DependencyUnavailable` (retryable); everything else is `AwsRequestFailed`.
+    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let operation = operation.to_owned();
+        let retryable = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(se) => is_retryable_code(se.err().code()),
+            _ => false,
+        };
+        let message = describe_sdk_error(&err);
+        if retryable {
+            Self::DependencyUnavailable { operation, message }
+        } else {
+            Self::AwsRequestFailed { operation, message }
+        }
+    }
+}
+
+/// AWS error codes that mean "try again later".
+pub fn is_retryable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "Throttling"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "TransactionInProgressException"
+                | "SlowDown"
+                | "RequestTimeout"
+        )
+    )
+}
+
+/// A one-line description of an SDK error: code and message when the service sent them,
+/// the error chain otherwise.
+pub fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(se) = err {
+        let e = se.err();
+        return format!("{}: {}", e.code().unwrap_or("unknown"), e.message().unwrap_or("no message"));
+    }
+    let mut out = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<ArcError> for Diagnostic {
+    fn from(e: ArcError) -> Self {
+        Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() }
+    }
+}
+
+pub type Result<T, E = ArcError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_uses_stable_names() {
+        let d: Diagnostic = ArcError::invalid("task_ids", "must not be empty").into();
+        assert_eq!(d.error_type, "InvalidInput");
+        assert_eq!(d.error_message, "task_ids: must not be empty");
+        let d: Diagnostic = ArcError::RunNotFound("r1".into()).into();
+        assert_eq!(d.error_type, "RunNotFound");
+        let d: Diagnostic = ArcError::task_not_found("r", "t").into();
+        assert_eq!(d.error_type, "TaskNotFound");
+        let d: Diagnostic = ArcError::Conflict("x".into()).into();
+        assert_eq!(d.error_type, "Conflict");
+    }
+
+    #[test]
+    fn throttling_is_retryable() {
+        assert!(is_retryable_code(Some("ProvisionedThroughputExceededException")));
+        assert!(!is_retryable_code(Some("ValidationException")));
+        assert!(!is_retryable_code(None));
+    }
+}

@@ -1,0 +1,284 @@
+//! Run and task records ↔ DynamoDB items. Typed fields map through serde_dynamo; money
+//! (`cost_usd`, `total_cost_usd`) is read from the item's number string exactly, never via
+//! a float. Writers update named attributes only, so attributes other tools wrote survive.
+
+use crate::error::ArcError;
+use crate::status::{RunStatus, TaskStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// One row of the tasks table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TaskRecord {
+    pub run_id: String,
+    pub task_id: String,
+    #[serde(default = "missing_task_status")]
+    pub status: TaskStatus,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub retry_count: u32,
+    pub last_error_type: Option<String>,
+    pub last_error_cause: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_failed_job_id: Option<String>,
+    pub next_retry_at: Option<String>,
+    pub retry_execution: Option<String>,
+    pub worker_id: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    #[serde(skip)]
+    pub cost_usd: Option<Decimal>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub tokens_input: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub tokens_output: Option<u64>,
+    pub result_s3_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub error: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
+    pub is_correct: Option<bool>,
+}
+
+fn missing_task_status() -> TaskStatus {
+    TaskStatus::Other(String::new())
+}
+
+/// One row of the runs table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub config_name: Option<String>,
+    pub data_source: Option<String>,
+    #[serde(default = "missing_run_status")]
+    pub status: RunStatus,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub triggered_by: Option<String>,
+    pub commit_sha: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub total_tasks: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub completed_tasks: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub failed_tasks: u64,
+    #[serde(skip)]
+    pub total_cost_usd: Option<Decimal>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    pub accuracy: Option<f64>,
+    pub completed_at: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    pub duration_seconds: Option<f64>,
+    pub results_s3_key: Option<String>,
+    pub execution_arn: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub retry_generation: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub retries_pending: u64,
+    /// The execution whose Complete step finished this run (complete's idempotency key).
+    pub completed_by_execution: Option<String>,
+}
+
+fn missing_run_status() -> RunStatus {
+    RunStatus::Other(String::new())
+}
+
+impl TaskRecord {
+    pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
+        let key = item_key(&item, &["run_id", "task_id"]);
+        let cost = take_decimal(&mut item, "cost_usd", &key)?;
+        let mut rec: TaskRecord = serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        rec.cost_usd = cost;
+        Ok(rec)
+    }
+}
+
+impl RunRecord {
+    pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
+        let key = item_key(&item, &["run_id"]);
+        let cost = take_decimal(&mut item, "total_cost_usd", &key)?;
+        let mut rec: RunRecord = serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        rec.total_cost_usd = cost;
+        Ok(rec)
+    }
+}
+
+fn item_key(item: &Item, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| match item.get(*n) {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => "?".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Removes `name` from `item` and reads it as an exact decimal (a DynamoDB number, or a
+/// numeric string some tools write).
+fn take_decimal(item: &mut Item, name: &str, key: &str) -> Result<Option<Decimal>, ArcError> {
+    match item.remove(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(n)) | Some(AttributeValue::S(n)) => parse_decimal(&n)
+            .map(Some)
+            .ok_or_else(|| ArcError::CorruptItem { key: key.to_owned(), message: format!("{name}={n:?} is not a number") }),
+        Some(other) => Err(ArcError::CorruptItem { key: key.to_owned(), message: format!("{name} has type {other:?}, not a number") }),
+    }
+}
+
+/// Parses a decimal written by Python (`Decimal("0.0123")`, `1E-7`, `12`).
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    let s = s.trim();
+    Decimal::from_str(s).ok().or_else(|| Decimal::from_scientific(s).ok()).map(|d| d.normalize())
+}
+
+/// A DynamoDB number attribute holding `d` exactly.
+pub fn decimal_attr(d: Decimal) -> AttributeValue {
+    AttributeValue::N(d.normalize().to_string())
+}
+
+/// A number as written by Python: an integer, or an integral float like `3.0`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Num {
+    U(u64),
+    I(i64),
+    F(f64),
+    S(String),
+}
+
+fn num_to_u64(n: Num) -> Option<u64> {
+    match n {
+        Num::U(u) => Some(u),
+        Num::I(i) => u64::try_from(i).ok(),
+        Num::F(f) if f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 => Some(f as u64),
+        Num::F(_) => None,
+        Num::S(s) => s.trim().parse::<u64>().ok().or_else(|| parse_decimal(&s).and_then(|d| u64::try_from(d).ok())),
+    }
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = Num::deserialize(d)?;
+    num_to_u64(n).ok_or_else(|| serde::de::Error::custom("expected a non-negative whole number"))
+}
+
+fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = lenient_u64(d)?;
+    u32::try_from(n).map_err(|_| serde::de::Error::custom("count out of range"))
+}
+
+fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<Num>::deserialize(d)?.and_then(num_to_u64))
+}
+
+fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<Num>::deserialize(d)?.and_then(|n| match n {
+        Num::U(u) => Some(u as f64),
+        Num::I(i) => Some(i as f64),
+        Num::F(f) => Some(f),
+        Num::S(s) => s.trim().parse().ok(),
+    }))
+}
+
+/// `is_correct` as a boolean, or the 0/1 some scoring scripts wrote.
+fn lenient_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        B(bool),
+        N(u64),
+        S(String),
+    }
+    Ok(Option::<B>::deserialize(d)?.and_then(|b| match b {
+        B::B(b) => Some(b),
+        B::N(n) => Some(n != 0),
+        B::S(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+    }))
+}
+
+/// `error` as the worker wrote it: a string, or a map/other shape rendered as text.
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum S {
+        S(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(Option::<S>::deserialize(d)?.map(|s| match s {
+        S::S(s) => s,
+        S::Other(_) => "(non-string error value)".to_owned(),
+    }))
+}
+
+/// A string attribute.
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+pub fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: Vec<(&str, AttributeValue)>) -> Item {
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn reads_python_written_task() {
+        let it = item(vec![
+            ("run_id", s("r1")),
+            ("task_id", s("t1")),
+            ("status", s("COMPLETED")),
+            ("retry_count", n("1")),
+            ("cost_usd", AttributeValue::N("0.012345678901234567890".into())),
+            ("tokens_input", n("1200")),
+            ("tokens_output", AttributeValue::N("300.0".into())),
+            ("is_correct", AttributeValue::Bool(true)),
+            ("something_else", s("kept by other tools")),
+        ]);
+        let t = TaskRecord::from_item(it).unwrap();
+        assert_eq!(t.status, TaskStatus::Completed);
+        assert_eq!(t.retry_count, 1);
+        assert_eq!(t.cost_usd, Some(Decimal::from_str("0.01234567890123456789").unwrap()));
+        assert_eq!(t.tokens_input, Some(1200));
+        assert_eq!(t.tokens_output, Some(300));
+        assert_eq!(t.is_correct, Some(true));
+    }
+
+    #[test]
+    fn missing_attributes_are_tolerated() {
+        let t = TaskRecord::from_item(item(vec![("run_id", s("r")), ("task_id", s("t"))])).unwrap();
+        assert_eq!(t.retry_count, 0);
+        assert_eq!(t.cost_usd, None);
+        let r = RunRecord::from_item(item(vec![("run_id", s("r")), ("status", s("RUNNING"))])).unwrap();
+        assert_eq!(r.status, RunStatus::Running);
+        assert_eq!(r.total_tasks, 0);
+    }
+
+    #[test]
+    fn bad_money_is_a_corrupt_item_naming_the_key() {
+        let e = TaskRecord::from_item(item(vec![("run_id", s("r")), ("task_id", s("t")), ("cost_usd", s("lots"))])).unwrap_err();
+        assert!(matches!(e, ArcError::CorruptItem { ref key, .. } if key == "r/t"), "{e:?}");
+    }
+
+    #[test]
+    fn decimals_round_trip_exactly() {
+        let d = parse_decimal("1E-7").unwrap();
+        assert_eq!(decimal_attr(d), AttributeValue::N("0.0000001".into()));
+        assert_eq!(parse_decimal("0.10"), parse_decimal("0.1"));
+    }
+}

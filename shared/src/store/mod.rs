@@ -1,0 +1,136 @@
+//! The AWS adapter: clients built once per container, and the table operations every
+//! function shares. Item ↔ record conversion lives in `records`; nothing else touches items.
+
+mod batch;
+pub mod schema;
+
+pub use batch::batch_put;
+
+use crate::error::{ArcError, Result};
+use crate::records::{s, Item, RunRecord, TaskRecord};
+use aws_sdk_dynamodb::Client as DynamoDb;
+
+/// Every AWS client the functions use, built once from `aws-config` (which honours
+/// `AWS_ENDPOINT_URL` and the usual credential chain).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub dynamodb: DynamoDb,
+    pub s3: aws_sdk_s3::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sfn: aws_sdk_sfn::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Self {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_conf(&conf)
+    }
+
+    pub fn from_conf(conf: &aws_config::SdkConfig) -> Self {
+        // Path-style S3 addressing works against AWS and against local emulators alike.
+        let s3_conf = aws_sdk_s3::config::Builder::from(conf).force_path_style(true).build();
+        Self {
+            dynamodb: DynamoDb::new(conf),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
+            sfn: aws_sdk_sfn::Client::new(conf),
+        }
+    }
+}
+
+/// The two tables, by name.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub db: DynamoDb,
+    pub runs: String,
+    pub tasks: String,
+}
+
+/// The GSI on the tasks table: `status` / `updated_at`.
+pub const STATUS_INDEX: &str = "status-index";
+/// The GSI on the runs table: `config_name` / `created_at`.
+pub const CONFIG_INDEX: &str = "config-created-index";
+
+impl Tables {
+    pub fn new(db: DynamoDb, runs: impl Into<String>, tasks: impl Into<String>) -> Self {
+        Self { db, runs: runs.into(), tasks: tasks.into() }
+    }
+
+    pub fn run_key(run_id: &str) -> Item {
+        [("run_id".to_owned(), s(run_id))].into()
+    }
+
+    pub fn task_key(run_id: &str, task_id: &str) -> Item {
+        [("run_id".to_owned(), s(run_id)), ("task_id".to_owned(), s(task_id))].into()
+    }
+
+    /// A strongly consistent read of one run.
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.runs)
+            .set_key(Some(Self::run_key(run_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ArcError::from_sdk("GetItem runs", e))?;
+        out.item.map(RunRecord::from_item).transpose()
+    }
+
+    /// A run that must exist.
+    pub async fn require_run(&self, run_id: &str) -> Result<RunRecord> {
+        self.get_run(run_id).await?.ok_or_else(|| ArcError::RunNotFound(run_id.to_owned()))
+    }
+
+    /// A strongly consistent read of one task.
+    pub async fn get_task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.tasks)
+            .set_key(Some(Self::task_key(run_id, task_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ArcError::from_sdk("GetItem tasks", e))?;
+        out.item.map(TaskRecord::from_item).transpose()
+    }
+
+    /// Every task of a run, page by page (strongly consistent), handed to `f` one record at
+    /// a time so that callers keep only what they need.
+    pub async fn for_each_task(&self, run_id: &str, mut f: impl FnMut(TaskRecord) -> Result<()>) -> Result<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.tasks)
+                .key_condition_expression("run_id = :r")
+                .expression_attribute_values(":r", s(run_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| ArcError::from_sdk("Query tasks", e))?;
+            for item in out.items.unwrap_or_default() {
+                f(TaskRecord::from_item(item)?)?;
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Every task of a run, collected.
+    pub async fn run_tasks(&self, run_id: &str) -> Result<Vec<TaskRecord>> {
+        let mut out = Vec::new();
+        self.for_each_task(run_id, |t| {
+            out.push(t);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+}

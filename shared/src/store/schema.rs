@@ -1,0 +1,65 @@
+//! The table schema of DESIGN.md §2, for tests and the local runner (Terraform creates the
+//! same tables in AWS).
+
+use crate::error::{ArcError, Result};
+use crate::store::{CONFIG_INDEX, STATUS_INDEX};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+
+fn attr(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| ArcError::invalid(name, e.to_string()))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| ArcError::invalid(name, e.to_string()))
+}
+
+fn gsi(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash)?)
+        .key_schema(key(range, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(|e| ArcError::invalid(name, e.to_string()))
+}
+
+/// Creates the runs and tasks tables (on-demand, with their GSIs).
+pub async fn create_tables(db: &Client, runs: &str, tasks: &str) -> Result<()> {
+    db.create_table()
+        .table_name(runs)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("run_id")?)
+        .attribute_definitions(attr("config_name")?)
+        .attribute_definitions(attr("created_at")?)
+        .key_schema(key("run_id", KeyType::Hash)?)
+        .global_secondary_indexes(gsi(CONFIG_INDEX, "config_name", "created_at")?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable runs", e))?;
+    db.create_table()
+        .table_name(tasks)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("run_id")?)
+        .attribute_definitions(attr("task_id")?)
+        .attribute_definitions(attr("status")?)
+        .attribute_definitions(attr("updated_at")?)
+        .key_schema(key("run_id", KeyType::Hash)?)
+        .key_schema(key("task_id", KeyType::Range)?)
+        .global_secondary_indexes(gsi(STATUS_INDEX, "status", "updated_at")?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable tasks", e))?;
+    Ok(())
+}
