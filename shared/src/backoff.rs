@@ -32,7 +32,13 @@ pub fn retry_delay(cfg: &BackoffConfig, run_id: &str, task_id: &str, retry_count
 }
 
 /// When a task that failed at `last_error_at` with `retry_count` failures becomes due.
-pub fn due_at(cfg: &BackoffConfig, run_id: &str, task_id: &str, retry_count: u32, last_error_at: DateTime<Utc>) -> DateTime<Utc> {
+pub fn due_at(
+    cfg: &BackoffConfig,
+    run_id: &str,
+    task_id: &str,
+    retry_count: u32,
+    last_error_at: DateTime<Utc>,
+) -> DateTime<Utc> {
     last_error_at + retry_delay(cfg, run_id, task_id, retry_count)
 }
 

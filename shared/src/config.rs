@@ -49,7 +49,10 @@ impl Config {
         let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let name = |k: &str, default: &str| -> Result<String, ConfigError> {
             let v = get(k).unwrap_or_else(|| default.to_owned());
-            if v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) && v.len() >= 3 && v.len() <= 255 {
+            if v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                && v.len() >= 3
+                && v.len() <= 255
+            {
                 Ok(v)
             } else {
                 Err(err(k, &v, "a DynamoDB table name is 3-255 characters of [A-Za-z0-9_.-]"))
@@ -76,7 +79,11 @@ impl Config {
         }
         let state_machine_arn = match get("STATE_MACHINE_ARN") {
             Some(v) if !v.starts_with("arn:") || v.split(':').count() < 7 => {
-                return Err(err("STATE_MACHINE_ARN", &v, "must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)"))
+                return Err(err(
+                    "STATE_MACHINE_ARN",
+                    &v,
+                    "must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)",
+                ))
             }
             other => other,
         };
@@ -97,9 +104,7 @@ impl Config {
 
     /// The sweeper's state machine, required for it (and only for it).
     pub fn require_state_machine_arn(&self) -> Result<&str, ConfigError> {
-        self.state_machine_arn
-            .as_deref()
-            .ok_or_else(|| err("STATE_MACHINE_ARN", "", "is required by the sweeper"))
+        self.state_machine_arn.as_deref().ok_or_else(|| err("STATE_MACHINE_ARN", "", "is required by the sweeper"))
     }
 }
 

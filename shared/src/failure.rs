@@ -102,7 +102,8 @@ pub fn decide_failure(
         // Nothing can make a permanent failure more permanent; keep the count.
         return FailureDecision::AlreadyCounted { permanent: true, retry_count: state.retry_count };
     }
-    let worker_recorded = matches!((job_id, state.worker_id.as_deref()), (Some(j), Some(w)) if j == w) && state.status.is_failed();
+    let worker_recorded =
+        matches!((job_id, state.worker_id.as_deref()), (Some(j), Some(w)) if j == w) && state.status.is_failed();
     let retry_count = if worker_recorded { state.retry_count } else { state.retry_count.saturating_add(1) };
     let permanent = retry_count >= max_retries || non_retryable.contains(error_type);
     FailureDecision::Record { retry_count, permanent, counted: !worker_recorded }

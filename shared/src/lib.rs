@@ -10,6 +10,7 @@ pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod input;
+pub mod json;
 pub mod metrics;
 pub mod records;
 pub mod runtime;

@@ -39,7 +39,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn add(&mut self, status: &TaskStatus, cost_usd: Option<Decimal>, is_correct: Option<bool>, tokens: (Option<u64>, Option<u64>)) {
+    pub fn add(
+        &mut self,
+        status: &TaskStatus,
+        cost_usd: Option<Decimal>,
+        is_correct: Option<bool>,
+        tokens: (Option<u64>, Option<u64>),
+    ) {
         self.total_tasks += 1;
         match status {
             TaskStatus::Completed => {

@@ -92,7 +92,8 @@ impl TaskRecord {
     pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
         let key = item_key(&item, &["run_id", "task_id"]);
         let cost = take_decimal(&mut item, "cost_usd", &key)?;
-        let mut rec: TaskRecord = serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        let mut rec: TaskRecord =
+            serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
         rec.cost_usd = cost;
         Ok(rec)
     }
@@ -102,7 +103,8 @@ impl RunRecord {
     pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
         let key = item_key(&item, &["run_id"]);
         let cost = take_decimal(&mut item, "total_cost_usd", &key)?;
-        let mut rec: RunRecord = serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        let mut rec: RunRecord =
+            serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
         rec.total_cost_usd = cost;
         Ok(rec)
     }
@@ -124,10 +126,13 @@ fn item_key(item: &Item, names: &[&str]) -> String {
 fn take_decimal(item: &mut Item, name: &str, key: &str) -> Result<Option<Decimal>, ArcError> {
     match item.remove(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(n)) | Some(AttributeValue::S(n)) => parse_decimal(&n)
-            .map(Some)
-            .ok_or_else(|| ArcError::CorruptItem { key: key.to_owned(), message: format!("{name}={n:?} is not a number") }),
-        Some(other) => Err(ArcError::CorruptItem { key: key.to_owned(), message: format!("{name} has type {other:?}, not a number") }),
+        Some(AttributeValue::N(n)) | Some(AttributeValue::S(n)) => parse_decimal(&n).map(Some).ok_or_else(|| {
+            ArcError::CorruptItem { key: key.to_owned(), message: format!("{name}={n:?} is not a number") }
+        }),
+        Some(other) => Err(ArcError::CorruptItem {
+            key: key.to_owned(),
+            message: format!("{name} has type {other:?}, not a number"),
+        }),
     }
 }
 
@@ -271,7 +276,8 @@ mod tests {
 
     #[test]
     fn bad_money_is_a_corrupt_item_naming_the_key() {
-        let e = TaskRecord::from_item(item(vec![("run_id", s("r")), ("task_id", s("t")), ("cost_usd", s("lots"))])).unwrap_err();
+        let e = TaskRecord::from_item(item(vec![("run_id", s("r")), ("task_id", s("t")), ("cost_usd", s("lots"))]))
+            .unwrap_err();
         assert!(matches!(e, ArcError::CorruptItem { ref key, .. } if key == "r/t"), "{e:?}");
     }
 

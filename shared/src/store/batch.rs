@@ -20,10 +20,8 @@ pub async fn batch_put(db: &Client, table: &str, items: Vec<Item>) -> Result<()>
     let mut chunks: Vec<Vec<WriteRequest>> = Vec::with_capacity(items.len().div_ceil(BATCH_LIMIT));
     let mut current = Vec::with_capacity(BATCH_LIMIT);
     for item in items {
-        let put = PutRequest::builder()
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| ArcError::invalid("item", e.to_string()))?;
+        let put =
+            PutRequest::builder().set_item(Some(item)).build().map_err(|e| ArcError::invalid("item", e.to_string()))?;
         current.push(WriteRequest::builder().put_request(put).build());
         if current.len() == BATCH_LIMIT {
             chunks.push(std::mem::replace(&mut current, Vec::with_capacity(BATCH_LIMIT)));

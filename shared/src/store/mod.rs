@@ -3,8 +3,10 @@
 
 mod batch;
 pub mod schema;
+mod update;
 
 pub use batch::batch_put;
+pub use update::UpdateExpr;
 
 use crate::error::{ArcError, Result};
 use crate::records::{s, Item, RunRecord, TaskRecord};

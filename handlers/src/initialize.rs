@@ -1,0 +1,362 @@
+//! initialize — creates the run and its PENDING task records, or, for a retry execution,
+//! re-opens the listed tasks.
+//!
+//! In (new run): `{config_name, task_ids, data_source?="evaluation", triggered_by?="unknown",
+//! commit_sha?="", execution_arn?, execution_start_time?}`.
+//! In (retry): `{run_id, task_ids, config_name, retry: true, execution_arn?}`.
+//! Out: `{run_id, task_ids, config_name, total_tasks}` (+ `retry`, `skipped` for retries).
+//!
+//! Given the execution, the run id is derived from it, so a repeated Initialize of one
+//! execution yields the same run with all its tasks, not a second run.
+
+use arc_shared::ids::{ConfigName, RunId, TaskId};
+use arc_shared::input::parse_event;
+use arc_shared::records::{n, s, Item, RunRecord};
+use arc_shared::runtime::Env;
+use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::{batch_put, Tables, UpdateExpr};
+use arc_shared::time::{format_ts, parse_ts};
+use arc_shared::{ArcError, Result};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// At most this many task ids per run.
+pub const MAX_TASKS: usize = 10_000;
+/// Conditional task updates in flight at once (retry mode).
+const UPDATE_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Deserialize)]
+struct Input {
+    config_name: Option<String>,
+    task_ids: Option<Vec<String>>,
+    data_source: Option<String>,
+    triggered_by: Option<String>,
+    commit_sha: Option<String>,
+    execution_arn: Option<String>,
+    execution_start_time: Option<String>,
+    run_id: Option<String>,
+    #[serde(default)]
+    retry: bool,
+}
+
+pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
+    let input: Input = parse_event(event)?;
+    let config_name = parse_config_name(input.config_name.as_deref())?;
+    let task_ids = parse_task_ids(input.task_ids.as_deref())?;
+    let execution_arn = input.execution_arn.filter(|a| !a.is_empty());
+    if input.retry {
+        let run_id = match input.run_id.as_deref() {
+            Some(r) => RunId::parse(r).map_err(|e| ArcError::invalid("run_id", e.0))?,
+            None => return Err(ArcError::invalid("run_id", "a retry needs the run_id of an existing run")),
+        };
+        reopen(&env, run_id, config_name, task_ids, execution_arn).await
+    } else {
+        let start_time = match input.execution_start_time.as_deref() {
+            Some(t) => Some(parse_ts(t).ok_or_else(|| {
+                ArcError::invalid("execution_start_time", format!("{t:?} is not an RFC 3339 timestamp"))
+            })?),
+            None => None,
+        };
+        let new = NewRun {
+            config_name,
+            task_ids,
+            data_source: input.data_source.unwrap_or_else(|| "evaluation".to_owned()),
+            triggered_by: input.triggered_by.unwrap_or_else(|| "unknown".to_owned()),
+            commit_sha: input.commit_sha.unwrap_or_default(),
+            execution_arn,
+            start_time,
+        };
+        create(&env, new).await
+    }
+}
+
+fn parse_config_name(v: Option<&str>) -> Result<ConfigName> {
+    match v {
+        None => Err(ArcError::invalid("config_name", "is required")),
+        Some(v) => ConfigName::parse(v).map_err(|e| ArcError::invalid("config_name", e.0)),
+    }
+}
+
+/// Validates the task id list: present, non-empty, at most [`MAX_TASKS`], each id valid,
+/// no duplicates (all listed).
+pub fn parse_task_ids(v: Option<&[String]>) -> Result<Vec<TaskId>> {
+    let ids = v.ok_or_else(|| ArcError::invalid("task_ids", "is required"))?;
+    if ids.is_empty() {
+        return Err(ArcError::invalid("task_ids", "must not be empty"));
+    }
+    if ids.len() > MAX_TASKS {
+        return Err(ArcError::invalid("task_ids", format!("{} ids given; at most {MAX_TASKS} per run", ids.len())));
+    }
+    let mut seen = HashSet::with_capacity(ids.len());
+    let mut dups = BTreeSet::new();
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let t = TaskId::parse(id.as_str()).map_err(|e| ArcError::invalid(format!("task_ids[{i}]"), e.0))?;
+        if !seen.insert(id.as_str()) {
+            dups.insert(id.as_str());
+        }
+        out.push(t);
+    }
+    if !dups.is_empty() {
+        let list: Vec<&str> = dups.into_iter().collect();
+        return Err(ArcError::invalid("task_ids", format!("duplicate ids: {}", list.join(", "))));
+    }
+    Ok(out)
+}
+
+struct NewRun {
+    config_name: ConfigName,
+    task_ids: Vec<TaskId>,
+    data_source: String,
+    triggered_by: String,
+    commit_sha: String,
+    execution_arn: Option<String>,
+    start_time: Option<DateTime<Utc>>,
+}
+
+/// `run-{config_name}-{YYYYMMDD-HHMMSS}-{8 hex}`; the hex and time come from the execution
+/// when there is one (so the id is the same on every Initialize of that execution).
+pub fn derive_run_id(config: &ConfigName, execution_arn: Option<&str>, start: DateTime<Utc>) -> String {
+    let hex = match execution_arn {
+        Some(arn) => hex::encode(Sha256::digest(arn.as_bytes()))[..8].to_owned(),
+        None => uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+    };
+    format!("run-{}-{}-{hex}", config, start.format("%Y%m%d-%H%M%S"))
+}
+
+async fn create(env: &Env, new: NewRun) -> Result<Value> {
+    let now = env.clock.now();
+    if new.execution_arn.is_some() && new.start_time.is_none() {
+        tracing::warn!("execution_arn given without execution_start_time: a repeated Initialize cannot find this run");
+    }
+    let run_id = derive_run_id(&new.config_name, new.execution_arn.as_deref(), new.start_time.unwrap_or(now));
+    let tables = env.tables();
+    let ts = format_ts(now);
+    let mut run: Item = HashMap::from([
+        ("run_id".to_owned(), s(&run_id)),
+        ("config_name".to_owned(), s(new.config_name.as_str())),
+        ("data_source".to_owned(), s(&new.data_source)),
+        ("status".to_owned(), s(RunStatus::Running.as_str())),
+        ("created_at".to_owned(), s(&ts)),
+        ("updated_at".to_owned(), s(&ts)),
+        ("triggered_by".to_owned(), s(&new.triggered_by)),
+        ("commit_sha".to_owned(), s(&new.commit_sha)),
+        ("total_tasks".to_owned(), n(new.task_ids.len())),
+        ("completed_tasks".to_owned(), n(0)),
+        ("failed_tasks".to_owned(), n(0)),
+        ("total_cost_usd".to_owned(), n(0)),
+        ("retry_generation".to_owned(), n(0)),
+    ]);
+    if let Some(arn) = &new.execution_arn {
+        run.insert("execution_arn".to_owned(), s(arn));
+    }
+    let put = tables
+        .db
+        .put_item()
+        .table_name(&tables.runs)
+        .set_item(Some(run))
+        .condition_expression("attribute_not_exists(#run_id)")
+        .expression_attribute_names("#run_id", "run_id")
+        .send()
+        .await;
+    let existing_ids: HashSet<String> = match put {
+        Ok(_) => HashSet::new(),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+            let existing = tables.require_run(&run_id).await?;
+            if new.execution_arn.is_none() || existing.execution_arn != new.execution_arn {
+                return Err(ArcError::Conflict(format!("run {run_id} already exists for another execution")));
+            }
+            tracing::info!(run_id, "repeated Initialize of the same execution: completing the existing run");
+            existing_task_ids(&tables, &run_id).await?
+        }
+        Err(e) => return Err(ArcError::from_sdk("PutItem runs", e)),
+    };
+    let items: Vec<Item> = new
+        .task_ids
+        .iter()
+        .filter(|t| !existing_ids.contains(t.as_str()))
+        .map(|t| {
+            HashMap::from([
+                ("run_id".to_owned(), s(&run_id)),
+                ("task_id".to_owned(), s(t.as_str())),
+                ("status".to_owned(), s(TaskStatus::Pending.as_str())),
+                ("created_at".to_owned(), s(&ts)),
+                ("updated_at".to_owned(), s(&ts)),
+                ("retry_count".to_owned(), n(0)),
+            ])
+        })
+        .collect();
+    let written = items.len();
+    batch_put(&tables.db, &tables.tasks, items).await?;
+    tracing::info!(run_id, config_name = %new.config_name, total_tasks = new.task_ids.len(), written, "run initialized");
+    Ok(json!({
+        "run_id": run_id,
+        "task_ids": new.task_ids,
+        "config_name": new.config_name,
+        "total_tasks": new.task_ids.len(),
+    }))
+}
+
+async fn existing_task_ids(tables: &Tables, run_id: &str) -> Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    tables
+        .for_each_task(run_id, |t| {
+            ids.insert(t.task_id);
+            Ok(())
+        })
+        .await?;
+    Ok(ids)
+}
+
+/// What retry mode did with one listed task.
+enum Reopen {
+    Reopened(String),
+    Skipped { task_id: String, status: String },
+}
+
+async fn reopen(
+    env: &Env,
+    run_id: RunId,
+    config_name: ConfigName,
+    task_ids: Vec<TaskId>,
+    execution_arn: Option<String>,
+) -> Result<Value> {
+    let tables = env.tables();
+    let run = tables.require_run(run_id.as_str()).await?;
+    let mut stored = HashMap::new();
+    tables
+        .for_each_task(run_id.as_str(), |t| {
+            if let Some(listed) = task_ids.iter().find(|id| id.as_str() == t.task_id) {
+                stored.insert(listed.clone(), t);
+            }
+            Ok(())
+        })
+        .await?;
+    let missing: Vec<&str> = task_ids.iter().filter(|t| !stored.contains_key(*t)).map(|t| t.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(ArcError::task_not_found(run_id.as_str(), missing.join(", ")));
+    }
+    let execution_name = execution_arn.as_deref().and_then(|a| a.rsplit(':').next()).map(str::to_owned);
+    let now = format_ts(env.clock.now());
+    let rid = run_id.as_str();
+    let outcomes: Vec<Result<Reopen>> = stream::iter(task_ids.iter().map(|id| {
+        let task = stored.remove(id);
+        let tables = &tables;
+        let execution_name = execution_name.clone();
+        let now = now.clone();
+        async move {
+            let Some(task) = task else {
+                return Err(ArcError::task_not_found(rid, id.as_str()));
+            };
+            let ours = execution_name.is_some() && task.retry_execution == execution_name;
+            match task.status {
+                TaskStatus::Pending if ours => return Ok(Reopen::Reopened(task.task_id)),
+                TaskStatus::Failed | TaskStatus::RetryQueued => {}
+                other => return Ok(Reopen::Skipped { task_id: task.task_id, status: other.to_string() }),
+            }
+            let update = UpdateExpr::new()
+                .set("status", s(TaskStatus::Pending.as_str()))
+                .set("updated_at", s(&now))
+                .set_opt("retry_execution", execution_name.as_deref().map(s))
+                .remove("next_retry_at")
+                .expect_eq("status", s(task.status.as_str()))
+                .expect_count("retry_count", u64::from(task.retry_count));
+            let res = update
+                .apply(
+                    tables
+                        .db
+                        .update_item()
+                        .table_name(&tables.tasks)
+                        .set_key(Some(Tables::task_key(rid, &task.task_id))),
+                )
+                .send()
+                .await;
+            match res {
+                Ok(_) => Ok(Reopen::Reopened(task.task_id)),
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                    Ok(Reopen::Skipped { task_id: task.task_id, status: "changed concurrently".to_owned() })
+                }
+                Err(e) => Err(ArcError::from_sdk("UpdateItem tasks", e)),
+            }
+        }
+    }))
+    .buffered(UPDATE_CONCURRENCY)
+    .collect()
+    .await;
+    let mut reopened = Vec::new();
+    let mut skipped = Vec::new();
+    for o in outcomes {
+        match o? {
+            Reopen::Reopened(t) => reopened.push(t),
+            Reopen::Skipped { task_id, status } => {
+                tracing::info!(run_id = %run_id, task_id, status, "retry: task not re-opened");
+                skipped.push(json!({"task_id": task_id, "status": status}));
+            }
+        }
+    }
+    mark_running(&tables, &run, execution_arn.as_deref(), &now).await?;
+    tracing::info!(run_id = %run_id, reopened = reopened.len(), skipped = skipped.len(), "retry initialized");
+    Ok(json!({
+        "run_id": run_id,
+        "task_ids": reopened,
+        "config_name": config_name,
+        "total_tasks": run.total_tasks,
+        "retry": true,
+        "skipped": skipped,
+    }))
+}
+
+async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&str>, now: &str) -> Result<()> {
+    UpdateExpr::new()
+        .set("status", s(RunStatus::Running.as_str()))
+        .set("updated_at", s(now))
+        .set_opt("execution_arn", execution_arn.map(s))
+        .exists("run_id")
+        .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(&run.run_id))))
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(se) if se.is_conditional_check_failed_exception() => ArcError::RunNotFound(run.run_id.clone()),
+            _ => ArcError::from_sdk("UpdateItem runs", e),
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn run_id_is_derived_from_the_execution() {
+        let c = ConfigName::parse("gpt-4o").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 13, 4, 5).unwrap();
+        let a = derive_run_id(&c, Some("arn:aws:states:us-east-1:1:execution:sm:e1"), t);
+        assert_eq!(a, derive_run_id(&c, Some("arn:aws:states:us-east-1:1:execution:sm:e1"), t));
+        assert!(a.starts_with("run-gpt-4o-20261126-130405-"), "{a}");
+        assert_eq!(a.len(), "run-gpt-4o-20261126-130405-".len() + 8);
+        assert_ne!(a, derive_run_id(&c, Some("arn:aws:states:us-east-1:1:execution:sm:e2"), t));
+        assert_ne!(derive_run_id(&c, None, t), derive_run_id(&c, None, t));
+    }
+
+    #[test]
+    fn task_id_rules() {
+        let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(parse_task_ids(Some(&v(&["a", "b"]))).is_ok());
+        let field = |r: Result<Vec<TaskId>>| match r {
+            Err(ArcError::InvalidInput { field, message }) => format!("{field}: {message}"),
+            other => panic!("{other:?}"),
+        };
+        assert!(field(parse_task_ids(None)).starts_with("task_ids: is required"));
+        assert!(field(parse_task_ids(Some(&[]))).starts_with("task_ids: must not be empty"));
+        assert!(field(parse_task_ids(Some(&v(&["a", "b c"])))).starts_with("task_ids[1]"));
+        assert_eq!(field(parse_task_ids(Some(&v(&["a", "b", "a", "b", "c"])))), "task_ids: duplicate ids: a, b");
+        let many: Vec<String> = (0..10_001).map(|i| format!("t{i}")).collect();
+        assert!(field(parse_task_ids(Some(&many))).contains("at most 10000"));
+    }
+}

@@ -1,0 +1,7 @@
+//! The four Step Functions task Lambdas. Each module reads top to bottom as the contract it
+//! serves (DESIGN.md §4): parse the event, decide, write, answer.
+
+pub mod aggregate;
+pub mod complete;
+pub mod handle_error;
+pub mod initialize;

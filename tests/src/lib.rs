@@ -1,0 +1,185 @@
+//! Test harness: a moto server (pinned, in the project's venv) started once per test process
+//! on a free 127.0.0.1 port, fresh uniquely named tables and bucket per test, and a Lambda
+//! Runtime API stand-in that drives the built binaries.
+
+pub mod runtime_api;
+
+use arc_shared::runtime::Env;
+use arc_shared::store::{schema, Clients, Tables};
+use arc_shared::time::{Clock, SystemClock};
+use arc_shared::Config;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
+
+/// The moto endpoint for this test process: `ARC_TEST_ENDPOINT` when set (an emulator that
+/// someone else runs), else a server this process starts and that dies with it.
+pub fn moto_endpoint() -> String {
+    let r = ENDPOINT.get_or_init(|| match std::env::var("ARC_TEST_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Ok(e),
+        _ => start_moto(),
+    });
+    match r {
+        Ok(e) => e.clone(),
+        Err(e) => panic!("cannot start moto: {e}"),
+    }
+}
+
+fn start_moto() -> Result<String, String> {
+    let root = repo_root();
+    let script = root.join("scripts/moto.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("install")
+        .status()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!("{} install failed", script.display()));
+    }
+    let venv = std::env::var("ARC_MOTO_VENV").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv-moto"));
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    // A watchdog shell: moto lives exactly as long as this test process.
+    let watchdog = format!(
+        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
+        venv.join("bin/moto_server").display(),
+        pid = std::process::id()
+    );
+    Command::new("bash").arg("-c").arg(watchdog).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(format!("http://127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("moto did not listen on 127.0.0.1:{port} within 30 s"))
+}
+
+/// SDK config pointed at the emulator with dummy credentials.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "arc-tests"))
+        .load()
+        .await
+}
+
+/// One test's world: its own tables and bucket on the shared emulator.
+pub struct TestEnv {
+    pub endpoint: String,
+    pub clients: Clients,
+    pub config: Config,
+    pub bucket: String,
+}
+
+impl TestEnv {
+    /// Fresh tables and bucket; `overrides` are extra environment settings (`MAX_RETRIES`…).
+    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        let endpoint = moto_endpoint();
+        let conf = sdk_config(&endpoint).await;
+        let clients = Clients::from_conf(&conf);
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let suffix = &suffix[..12];
+        let bucket = format!("arc-results-{suffix}");
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("RUNS_TABLE".to_owned(), format!("runs_{suffix}")),
+            ("TASKS_TABLE".to_owned(), format!("tasks_{suffix}")),
+            ("S3_BUCKET".to_owned(), bucket.clone()),
+        ]);
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table).await.expect("create tables");
+        clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        Self { endpoint, clients, config, bucket }
+    }
+
+    pub fn tables(&self) -> Tables {
+        Tables::new(self.clients.dynamodb.clone(), &self.config.runs_table, &self.config.tasks_table)
+    }
+
+    pub fn env(&self) -> Arc<Env> {
+        self.env_with_clock(Arc::new(SystemClock))
+    }
+
+    pub fn env_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<Env> {
+        Arc::new(Env { config: self.config.clone(), clients: self.clients.clone(), clock })
+    }
+
+    /// The environment a deployed function would see, for driving the built binaries.
+    pub fn lambda_env(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("AWS_ENDPOINT_URL".to_owned(), self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            ("RUNS_TABLE".to_owned(), self.config.runs_table.clone()),
+            ("TASKS_TABLE".to_owned(), self.config.tasks_table.clone()),
+            ("MAX_RETRIES".to_owned(), self.config.max_retries.to_string()),
+        ];
+        if let Some(b) = &self.config.s3_bucket {
+            v.push(("S3_BUCKET".to_owned(), b.clone()));
+        }
+        v
+    }
+
+    /// Every item of both tables, sorted, for byte-for-byte comparisons.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for table in [&self.config.runs_table, &self.config.tasks_table] {
+            let mut start = None;
+            loop {
+                let page = self
+                    .clients
+                    .dynamodb
+                    .scan()
+                    .table_name(table)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .expect("scan");
+                for item in page.items.unwrap_or_default() {
+                    let mut pairs: Vec<_> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    pairs.sort();
+                    out.push(format!("{table}: {}", pairs.join(", ")));
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The directory cargo put this workspace's binaries in (target/debug).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test-binary>
+    exe.parent().and_then(|p| p.parent()).map(PathBuf::from).expect("target dir")
+}
+
+/// The path of a built Lambda binary; panics with the fix if it was not built.
+pub fn lambda_binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (the README's test command does)",
+        p.display()
+    );
+    p
+}
