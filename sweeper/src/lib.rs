@@ -1,0 +1,97 @@
+//! arc-sweeper: the retry sweeper (DESIGN.md §5). Finds FAILED tasks whose backoff has
+//! elapsed, claims each run (one sweeper wins), moves its due tasks FAILED → RETRY_QUEUED and
+//! starts one retry execution per run; repairs what a crashed sweep or an ended execution
+//! left behind. The Lambda (`main.rs`), the tests and an operator CLI all call [`sweep`].
+
+pub mod executions;
+pub mod find;
+pub mod plan;
+mod repair;
+pub mod request;
+mod retry;
+pub mod summary;
+mod sweep;
+pub mod writes;
+
+pub use request::{parse_request, SweepRequest, Trigger};
+pub use summary::SweepSummary;
+pub use sweep::sweep;
+
+use arc_shared::config::BackoffConfig;
+use arc_shared::runtime::Env;
+use arc_shared::store::Tables;
+use arc_shared::time::Clock;
+use arc_shared::{ArcError, Config};
+use std::sync::Arc;
+
+/// The sweep's settings, from the function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSettings {
+    /// `STATE_MACHINE_ARN`: where retry executions start.
+    pub state_machine_arn: String,
+    /// `SWEEPER_BASE_DELAY_SECONDS` / `SWEEPER_MAX_DELAY_SECONDS`.
+    pub backoff: BackoffConfig,
+    /// `SWEEPER_MAX_TASKS`: tasks re-queued per sweep at most.
+    pub max_tasks: usize,
+    /// `MAX_RETRIES`: an ended execution's in-flight task that reaches it is FAILED_PERMANENT.
+    pub max_retries: u32,
+    /// `CLOUDWATCH_NAMESPACE`.
+    pub namespace: String,
+    /// A run claimed less than this long ago whose execution does not exist yet is left
+    /// alone (its sweeper may still be re-queuing); older, the start is repaired. At least
+    /// the Lambda's longest timeout (15 min).
+    pub repair_grace: chrono::Duration,
+    /// PENDING / IN_PROGRESS tasks untouched this long make their run a repair suspect.
+    pub in_flight_stale_after: chrono::Duration,
+}
+
+impl SweepSettings {
+    pub fn from_config(config: &Config) -> Result<Self, ArcError> {
+        let arn =
+            config.require_state_machine_arn().map_err(|e| ArcError::invalid("STATE_MACHINE_ARN", e.to_string()))?;
+        Ok(Self {
+            state_machine_arn: arn.to_owned(),
+            backoff: config.backoff,
+            max_tasks: config.sweeper_max_tasks,
+            max_retries: config.max_retries,
+            namespace: config.cloudwatch_namespace.clone(),
+            repair_grace: chrono::Duration::minutes(15),
+            in_flight_stale_after: chrono::Duration::minutes(15),
+        })
+    }
+}
+
+/// Test-only fault injection: where a sweep "dies".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Return an error after claiming a run and re-queuing its tasks, before StartExecution
+    /// (a Lambda killed there).
+    CrashBeforeStart,
+}
+
+/// Everything a sweep needs besides its request.
+#[derive(Clone)]
+pub struct SweepDeps {
+    pub tables: Tables,
+    pub sfn: aws_sdk_sfn::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub clock: Arc<dyn Clock>,
+    pub settings: SweepSettings,
+    pub fault: Fault,
+}
+
+impl SweepDeps {
+    /// The dependencies of the Lambda's environment.
+    pub fn from_env(env: &Env) -> Result<Self, ArcError> {
+        Ok(Self {
+            tables: env.tables(),
+            sfn: env.clients.sfn.clone(),
+            cloudwatch: env.clients.cloudwatch.clone(),
+            clock: env.clock.clone(),
+            settings: SweepSettings::from_config(&env.config)?,
+            fault: Fault::None,
+        })
+    }
+}

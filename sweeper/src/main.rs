@@ -1,0 +1,15 @@
+//! The `sweeper` Lambda: parse the event, sweep, return the summary.
+
+use arc_sweeper::{parse_request, sweep, SweepDeps};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    arc_shared::runtime::run("sweeper", |env, event| async move {
+        let request = parse_request(event)?;
+        let deps = SweepDeps::from_env(&env)?;
+        let summary = Box::pin(sweep(&deps, request)).await?;
+        serde_json::to_value(&summary)
+            .map_err(|e| arc_shared::ArcError::Conflict(format!("summary not serializable: {e}")))
+    })
+    .await
+}

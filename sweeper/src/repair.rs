@@ -1,0 +1,284 @@
+//! Repair, every sweep: RETRY_QUEUED tasks whose execution never started (start it, same
+//! name, same input) or ended (back to FAILED), and RUNNING runs whose execution ended
+//! (their in-flight tasks fail with `ExecutionEnded`, the run status is recomputed).
+
+use crate::executions::{self, ExecState};
+use crate::find;
+use crate::plan::{execution_arn, name_of_arn};
+use crate::summary::Repair;
+use crate::sweep::Sweep;
+use crate::writes::{self, EndedAttempt, RunCounts};
+use arc_shared::backoff::due_at;
+use arc_shared::records::{RunRecord, TaskRecord};
+use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::time::{format_ts, parse_ts};
+use arc_shared::ArcError;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+
+/// Task writes in flight at once.
+pub(crate) const WRITE_CONCURRENCY: usize = 16;
+
+impl Sweep<'_> {
+    /// Repairs one run, given its RETRY_QUEUED tasks found by this sweep.
+    pub(crate) async fn repair_run(&mut self, run_id: &str, queued: Vec<TaskRecord>) -> Result<(), ArcError> {
+        let run = match self.runs.get(run_id) {
+            Some(Some(run)) => run.clone(),
+            Some(None) => {
+                if !queued.is_empty() {
+                    tracing::warn!(
+                        run_id,
+                        tasks = queued.len(),
+                        "RETRY_QUEUED tasks of a run that does not exist: left alone"
+                    );
+                }
+                return Ok(());
+            }
+            None => return Ok(()), // could not be read: already reported
+        };
+        let current = match (&run.status, &run.execution_arn) {
+            (RunStatus::Running, Some(arn)) => Some(arn.clone()),
+            _ => None,
+        };
+        let current_name = current.as_deref().map(name_of_arn);
+
+        // RETRY_QUEUED tasks of an execution that is not the run's current one.
+        let mut by_name: BTreeMap<Option<String>, Vec<TaskRecord>> = BTreeMap::new();
+        for t in queued {
+            if t.retry_execution.is_some() && t.retry_execution.as_deref() == current_name {
+                continue; // handled with the run's own execution below
+            }
+            by_name.entry(t.retry_execution.clone()).or_default().push(t);
+        }
+        for (name, tasks) in by_name {
+            self.repair_stray_queue(&run, name, tasks).await?;
+        }
+
+        if run.status != RunStatus::Running {
+            return Ok(());
+        }
+        let Some(arn) = current else {
+            tracing::warn!(run_id, "RUNNING run without execution_arn: cannot tell whether it is live; left alone");
+            return Ok(());
+        };
+        let described = executions::describe(&self.deps.sfn, &arn).await?;
+        match described.state {
+            ExecState::Live => {
+                tracing::debug!(run_id, execution_arn = %arn, "run's execution is live");
+                Ok(())
+            }
+            ExecState::Ended(status) => self.end_run(&run, &arn, &status).await,
+            ExecState::Missing => {
+                let claimed_at = run.updated_at.as_deref().and_then(parse_ts);
+                if claimed_at.is_some_and(|t| t > self.now - self.deps.settings.repair_grace) {
+                    tracing::info!(run_id, execution_arn = %arn, "execution not started yet, claim is recent: left to its sweeper");
+                    return Ok(());
+                }
+                let partition = self.partition(run_id).await?;
+                let name = name_of_arn(&arn).to_owned();
+                let mine: Vec<String> = partition
+                    .iter()
+                    .filter(|t| {
+                        t.status == TaskStatus::RetryQueued && t.retry_execution.as_deref() == Some(name.as_str())
+                    })
+                    .map(|t| t.task_id.clone())
+                    .collect();
+                if mine.is_empty() {
+                    self.end_run_with(&run, &arn, "NOT_FOUND", partition).await
+                } else {
+                    let config_name = run.config_name.clone().unwrap_or_default();
+                    tracing::info!(run_id, execution_name = %name, tasks = mine.len(), "repair: starting the claimed execution that never started");
+                    self.start_execution(&run, &config_name, &name, run.retry_generation, mine, "repair").await
+                }
+            }
+        }
+    }
+
+    /// RETRY_QUEUED tasks of execution `name` (not the run's live one): fine while it runs,
+    /// back to FAILED otherwise (it never ran them and never will).
+    async fn repair_stray_queue(
+        &mut self,
+        run: &RunRecord,
+        name: Option<String>,
+        tasks: Vec<TaskRecord>,
+    ) -> Result<(), ArcError> {
+        let (state, status) = match &name {
+            None => (ExecState::Missing, "NONE".to_owned()),
+            Some(name) => {
+                let arn = execution_arn(&self.deps.settings.state_machine_arn, name);
+                let d = executions::describe(&self.deps.sfn, &arn).await?;
+                let status = match &d.state {
+                    ExecState::Live => "RUNNING".to_owned(),
+                    ExecState::Ended(s) => s.clone(),
+                    ExecState::Missing => "NOT_FOUND".to_owned(),
+                };
+                (d.state, status)
+            }
+        };
+        if state == ExecState::Live {
+            tracing::info!(run_id = %run.run_id, execution_name = name.as_deref(), "RETRY_QUEUED tasks of a live execution: fine");
+            return Ok(());
+        }
+        let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        let n = self.unqueue(&run.run_id, name.as_deref(), &ids).await?;
+        tracing::info!(run_id = %run.run_id, execution_name = name.as_deref(), execution_status = %status, tasks = n, "repair: RETRY_QUEUED tasks back to FAILED");
+        self.summary.repaired.push(Repair {
+            run_id: run.run_id.clone(),
+            action: "tasks_unqueued".into(),
+            execution_name: name,
+            execution_status: Some(status),
+            tasks: n,
+            run_status: None,
+        });
+        Ok(())
+    }
+
+    /// RETRY_QUEUED → FAILED for `task_ids` (conditional on `retry_execution = name`).
+    /// Returns how many moved (in a dry run: how many would).
+    pub(crate) async fn unqueue(&self, run_id: &str, name: Option<&str>, task_ids: &[String]) -> Result<u64, ArcError> {
+        if self.req.dry_run {
+            return Ok(task_ids.len() as u64);
+        }
+        let tables = &self.deps.tables;
+        let now = self.now_s.as_str();
+        let moved: Vec<bool> = stream::iter(task_ids.iter())
+            .map(|id| async move {
+                match name {
+                    Some(name) => writes::unqueue_task(tables, run_id, id, name, now).await,
+                    None => writes::unqueue_orphan(tables, run_id, id, now).await,
+                }
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(moved.into_iter().filter(|m| *m).count() as u64)
+    }
+
+    pub(crate) async fn partition(&mut self, run_id: &str) -> Result<Vec<TaskRecord>, ArcError> {
+        let found = find::run_partition(&self.deps.tables, run_id).await?;
+        for e in &found.corrupt {
+            self.summary.error(Some(run_id), e);
+        }
+        Ok(found.tasks)
+    }
+
+    /// The run's execution `arn` ended with `status`.
+    pub(crate) async fn end_run(&mut self, run: &RunRecord, arn: &str, status: &str) -> Result<(), ArcError> {
+        let partition = self.partition(&run.run_id).await?;
+        self.end_run_with(run, arn, status, partition).await
+    }
+
+    /// In-flight tasks → FAILED (`ExecutionEnded: <status>`, a failed attempt), tasks queued
+    /// for this execution → FAILED, then the run's status from the counts.
+    async fn end_run_with(
+        &mut self,
+        run: &RunRecord,
+        arn: &str,
+        status: &str,
+        tasks: Vec<TaskRecord>,
+    ) -> Result<(), ArcError> {
+        let name = name_of_arn(arn).to_owned();
+        let settings = &self.deps.settings;
+        let cause = format!("ExecutionEnded: {status}");
+        let mut after: Vec<TaskStatus> = Vec::with_capacity(tasks.len());
+        let mut to_fail: Vec<(TaskRecord, EndedAttempt)> = Vec::new();
+        let mut to_unqueue: Vec<String> = Vec::new();
+        for t in tasks {
+            if t.status.is_in_flight() {
+                let rc = t.retry_count.saturating_add(1);
+                let permanent = rc >= settings.max_retries;
+                let ended = EndedAttempt {
+                    status: if permanent { TaskStatus::FailedPermanent } else { TaskStatus::Failed },
+                    retry_count: rc,
+                    cause: cause.clone(),
+                    next_retry_at: (!permanent)
+                        .then(|| format_ts(due_at(&settings.backoff, &t.run_id, &t.task_id, rc, self.now))),
+                };
+                after.push(ended.status.clone());
+                to_fail.push((t, ended));
+            } else if t.status == TaskStatus::RetryQueued && t.retry_execution.as_deref() == Some(name.as_str()) {
+                after.push(TaskStatus::Failed);
+                to_unqueue.push(t.task_id);
+            } else {
+                after.push(t.status);
+            }
+        }
+        let failed_in_flight = to_fail.len() as u64;
+        if !self.req.dry_run {
+            let tables = &self.deps.tables;
+            let now = self.now_s.as_str();
+            let results: Vec<(usize, bool)> = stream::iter(to_fail.iter().enumerate())
+                .map(|(i, (t, ended))| async move {
+                    writes::fail_in_flight(tables, &t.run_id, &t.task_id, &t.status, t.retry_count, ended, now)
+                        .await
+                        .map(|ok| (i, ok))
+                })
+                .buffer_unordered(WRITE_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (i, ok) in results {
+                if !ok {
+                    tracing::info!(run_id = %run.run_id, task_id = %to_fail[i].0.task_id, "task changed meanwhile: not failed by repair");
+                }
+            }
+        }
+        let unqueued = self.unqueue(&run.run_id, Some(&name), &to_unqueue).await?;
+        let counts = counts_of(&after);
+        let new_status = RunStatus::from_counts(counts.total, counts.failed);
+        tracing::info!(
+            run_id = %run.run_id, execution_arn = arn, execution_status = status, failed_in_flight, unqueued,
+            run_status = new_status.as_str(), "repair: run's execution ended"
+        );
+        if !self.req.dry_run {
+            // A RUNNING run is read again after a change here: counts come from the tasks.
+            match writes::finish_run(&self.deps.tables, &run.run_id, arn, counts, &self.now_s).await? {
+                Some(updated) => {
+                    self.runs.insert(run.run_id.clone(), Some(updated));
+                }
+                None => tracing::info!(run_id = %run.run_id, "run changed meanwhile: status not recomputed"),
+            }
+        }
+        self.summary.repaired.push(Repair {
+            run_id: run.run_id.clone(),
+            action: "run_finished".into(),
+            execution_name: Some(name),
+            execution_status: Some(status.to_owned()),
+            tasks: failed_in_flight + unqueued,
+            run_status: Some(new_status.as_str().to_owned()),
+        });
+        Ok(())
+    }
+}
+
+/// The run counts of a set of task statuses.
+pub(crate) fn counts_of(statuses: &[TaskStatus]) -> RunCounts {
+    let mut c = RunCounts { total: statuses.len() as u64, ..RunCounts::default() };
+    for s in statuses {
+        match s {
+            TaskStatus::Completed => c.completed += 1,
+            TaskStatus::Failed => {
+                c.failed += 1;
+                c.retries_pending += 1;
+            }
+            TaskStatus::FailedPermanent => c.failed += 1,
+            TaskStatus::RetryQueued => c.retries_pending += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_the_aggregation_rules() {
+        use TaskStatus::*;
+        let c = counts_of(&[Completed, Failed, FailedPermanent, RetryQueued, Pending]);
+        assert_eq!(c, RunCounts { total: 5, completed: 1, failed: 2, retries_pending: 2 });
+        assert_eq!(RunStatus::from_counts(c.total, c.failed), RunStatus::CompletedWithErrors);
+        let c = counts_of(&[Failed, FailedPermanent]);
+        assert_eq!(RunStatus::from_counts(c.total, c.failed), RunStatus::Failed);
+    }
+}

@@ -1,0 +1,241 @@
+//! One sweep, top to bottom: find work, read each run once, repair, plan, retry, report.
+
+use crate::find::{self, Found};
+use crate::plan::{self, Candidate, FailedTask};
+use crate::summary::{self, SkippedRun, SweepSummary};
+use crate::{SweepDeps, SweepRequest};
+use arc_shared::records::{RunRecord, TaskRecord};
+use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::time::format_ts;
+use arc_shared::ArcError;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Runs read at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// The state of one sweep in progress.
+pub(crate) struct Sweep<'a> {
+    pub deps: &'a SweepDeps,
+    pub req: &'a SweepRequest,
+    pub now: DateTime<Utc>,
+    pub now_s: String,
+    /// Each run read once per sweep (`None`: it does not exist), refreshed by our own writes.
+    pub runs: HashMap<String, Option<RunRecord>>,
+    pub summary: SweepSummary,
+}
+
+/// The work found by the queries of a sweep.
+struct Work {
+    failed: Vec<TaskRecord>,
+    queued: Vec<TaskRecord>,
+    /// Runs with PENDING / IN_PROGRESS tasks not touched for a while.
+    in_flight_runs: BTreeSet<String>,
+}
+
+/// Sweeps once. Writes nothing when `request.dry_run`. Errors only when the work cannot be
+/// found at all (or on an injected fault); a failure within one run is reported in the
+/// summary's `errors` and the other runs go on.
+pub async fn sweep(deps: &SweepDeps, request: SweepRequest) -> Result<SweepSummary, ArcError> {
+    let now = deps.clock.now();
+    let mut s = Sweep {
+        deps,
+        req: &request,
+        now,
+        now_s: format_ts(now),
+        runs: HashMap::new(),
+        summary: SweepSummary {
+            dry_run: request.dry_run,
+            trigger: request.trigger.as_str().to_owned(),
+            swept_at: format_ts(now),
+            ..SweepSummary::default()
+        },
+    };
+    tracing::info!(
+        trigger = request.trigger.as_str(),
+        dry_run = request.dry_run,
+        ignore_backoff = request.ignore_backoff,
+        run_id = request.run_id.as_ref().map(|r| r.as_str()),
+        "sweep started"
+    );
+    match s.run().await {
+        Ok(()) => {
+            let summary = s.summary;
+            if !request.dry_run {
+                summary::publish_metrics(&deps.cloudwatch, &deps.settings.namespace, &summary).await;
+            }
+            tracing::info!(
+                scanned = summary.scanned,
+                due = summary.due,
+                deferred = summary.deferred_count,
+                requeued = summary.requeued_total,
+                executions_started = summary.executions_started.len(),
+                repaired = summary.repaired.len(),
+                errors = summary.errors.len(),
+                "sweep finished"
+            );
+            Ok(summary)
+        }
+        Err(e) => {
+            if !request.dry_run {
+                let mut failed = SweepSummary::default();
+                failed.error(None, &e);
+                summary::publish_metrics(&deps.cloudwatch, &deps.settings.namespace, &failed).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+impl Sweep<'_> {
+    async fn run(&mut self) -> Result<(), ArcError> {
+        let work = self.find_work().await?;
+        self.summary.scanned = work.failed.len() as u64;
+
+        let failed: Vec<FailedTask> = work.failed.iter().map(FailedTask::from_record).collect();
+        let (due, not_yet) = plan::split_due(failed, self.now, &self.deps.settings.backoff, self.req.ignore_backoff);
+        self.summary.due = due.values().map(|v| v.len() as u64).sum();
+        for d in &not_yet {
+            tracing::info!(run_id = %d.run_id, task_id = %d.task_id, due_at = d.due_at.as_deref(), "deferred: not yet due");
+        }
+        self.summary.defer(not_yet);
+
+        // Read every run involved once, after all task queries (so a RETRY_QUEUED task seen
+        // above is never older than the run state read here).
+        let mut queued_by_run: BTreeMap<String, Vec<TaskRecord>> = BTreeMap::new();
+        for t in work.queued {
+            queued_by_run.entry(t.run_id.clone()).or_default().push(t);
+        }
+        let mut run_ids: BTreeSet<String> = due.keys().cloned().collect();
+        run_ids.extend(queued_by_run.keys().cloned());
+        run_ids.extend(work.in_flight_runs.iter().cloned());
+        self.read_runs(&run_ids).await;
+
+        // Repair first: RETRY_QUEUED tasks whose execution never started or ended, RUNNING
+        // runs whose execution ended.
+        for run_id in &run_ids {
+            let queued = queued_by_run.remove(run_id).unwrap_or_default();
+            if let Err(e) = self.repair_run(run_id, queued).await {
+                self.summary.error(Some(run_id), &e);
+            }
+        }
+
+        // Then retry: runs not RUNNING with due tasks, within the bounds.
+        let mut candidates = Vec::new();
+        for (run_id, tasks) in due {
+            let n = tasks.len() as u64;
+            match self.runs.get(&run_id).cloned() {
+                None => self.skip(&run_id, n, "run could not be read"),
+                Some(None) => self.skip(&run_id, n, "run not found"),
+                Some(Some(run)) if run.status == RunStatus::Running => {
+                    self.skip(&run_id, n, "run is RUNNING (its execution is live or being started)")
+                }
+                Some(Some(run)) => match run.config_name.filter(|c| !c.is_empty()) {
+                    None => self.skip(&run_id, n, "run has no config_name"),
+                    Some(config_name) => candidates.push(Candidate { run_id, config_name, tasks }),
+                },
+            }
+        }
+        let max = self.req.max_tasks.map_or(self.deps.settings.max_tasks, |m| m.min(self.deps.settings.max_tasks));
+        let (batches, over) = plan::fit(candidates, max);
+        for d in &over {
+            tracing::info!(run_id = %d.run_id, task_id = %d.task_id, reason = ?d.reason, "deferred: over this sweep's bounds");
+        }
+        self.summary.defer(over);
+        for batch in batches {
+            let run_id = batch.run_id.clone();
+            if let Err(e) = self.retry_batch(batch).await {
+                if matches!(self.deps.fault, crate::Fault::CrashBeforeStart) {
+                    return Err(e);
+                }
+                self.summary.error(Some(&run_id), &e);
+            }
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, run_id: &str, due_tasks: u64, reason: &str) {
+        tracing::info!(run_id, due_tasks, reason, "run skipped");
+        self.summary.skipped_runs.push(SkippedRun { run_id: run_id.to_owned(), due_tasks, reason: reason.to_owned() });
+    }
+
+    fn keep(&mut self, found: Found) -> Vec<TaskRecord> {
+        for e in &found.corrupt {
+            self.summary.error(None, e);
+        }
+        found.tasks
+    }
+
+    async fn find_work(&mut self) -> Result<Work, ArcError> {
+        let tables = &self.deps.tables;
+        if let Some(run_id) = &self.req.run_id {
+            let all = find::run_partition(tables, run_id.as_str()).await?;
+            let all = self.keep(all);
+            let wanted: Option<BTreeSet<&str>> =
+                self.req.task_ids.as_ref().map(|ids| ids.iter().map(|t| t.as_str()).collect());
+            let failed: Vec<TaskRecord> = all
+                .iter()
+                .filter(|t| t.status == TaskStatus::Failed)
+                .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(t.task_id.as_str())))
+                .cloned()
+                .collect();
+            if let Some(w) = &wanted {
+                let have: BTreeSet<&str> = failed.iter().map(|t| t.task_id.as_str()).collect();
+                self.summary.unmatched_task_ids = w.difference(&have).map(|t| (*t).to_owned()).collect();
+            }
+            let queued = all.iter().filter(|t| t.status == TaskStatus::RetryQueued).cloned().collect();
+            let mut in_flight_runs = BTreeSet::new();
+            if all.iter().any(|t| t.status.is_in_flight()) {
+                in_flight_runs.insert(run_id.as_str().to_owned());
+            }
+            return Ok(Work { failed, queued, in_flight_runs });
+        }
+        // The coarse prefilter: nothing whose last write is younger than a quarter of the base
+        // delay can be due (the jitter is at least one half).
+        let cutoff = (!self.req.ignore_backoff)
+            .then(|| format_ts(self.now - self.deps.settings.backoff.base_delay_chrono() / 4));
+        let failed = find::by_status(tables, &TaskStatus::Failed, cutoff.as_deref(), None).await?;
+        let failed = self.keep(failed);
+        let queued = find::by_status(tables, &TaskStatus::RetryQueued, None, None).await?;
+        let queued = self.keep(queued);
+        let stale = format_ts(self.now - self.deps.settings.in_flight_stale_after);
+        let mut in_flight_runs = BTreeSet::new();
+        for status in [TaskStatus::Pending, TaskStatus::InProgress] {
+            let found = find::by_status(tables, &status, Some(&stale), Some("run_id, task_id")).await?;
+            in_flight_runs.extend(self.keep(found).into_iter().map(|t| t.run_id));
+        }
+        Ok(Work { failed, queued, in_flight_runs })
+    }
+
+    async fn read_runs(&mut self, run_ids: &BTreeSet<String>) {
+        let tables = &self.deps.tables;
+        let results: Vec<(String, Result<Option<RunRecord>, ArcError>)> = stream::iter(run_ids.iter().cloned())
+            .map(|id| async move {
+                let r = tables.get_run(&id).await;
+                (id, r)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, r) in results {
+            match r {
+                Ok(run) => {
+                    self.runs.insert(id, run);
+                }
+                Err(e) => self.summary.error(Some(&id), &e),
+            }
+        }
+    }
+}
+
+/// `BackoffConfig`'s base delay as a chrono duration.
+trait BaseDelay {
+    fn base_delay_chrono(&self) -> chrono::Duration;
+}
+
+impl BaseDelay for arc_shared::config::BackoffConfig {
+    fn base_delay_chrono(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.base_delay).unwrap_or(chrono::Duration::zero())
+    }
+}
