@@ -1,0 +1,129 @@
+//! The built Lambda binaries, driven through a local Lambda Runtime API: the deployed
+//! artifact's JSON in and out, cold start included.
+
+use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
+use arc_integration_tests::{lambda_binary, TestEnv};
+use serde_json::json;
+use std::process::Command;
+
+#[tokio::test]
+async fn the_four_handler_binaries_serve_a_whole_run() {
+    let t = TestEnv::new(&[]).await;
+    let env = t.lambda_env();
+    let arn = "arn:aws:states:us-east-1:123456789012:execution:arc:bin-1";
+    let init_event = json!({"config_name": "bin-cfg", "task_ids": ["t1", "t2", "t3"], "execution_arn": arn,
+                            "execution_start_time": "2026-11-26T13:00:00Z", "triggered_by": "test"});
+    let out = tokio::task::spawn_blocking({
+        let env = env.clone();
+        move || {
+            invoke_binary(
+                &lambda_binary("initialize"),
+                &env,
+                &[init_event.clone(), json!({"config_name": "bin-cfg"}), json!("just a string"), init_event],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let first = out[0].clone().ok();
+    assert_eq!(first["total_tasks"], 3);
+    assert_eq!(first["task_ids"], json!(["t1", "t2", "t3"]));
+    assert_eq!(out[1].err_type(), Some("InvalidInput"));
+    assert!(matches!(&out[1], Outcome::Err { error_message, .. } if error_message.starts_with("task_ids:")));
+    assert_eq!(out[2].err_type(), Some("InvalidInput"), "a malformed event reaches our parser");
+    assert_eq!(out[3].clone().ok(), first, "a repeated Initialize of one execution answers the same");
+    let run_id = first["run_id"].as_str().unwrap().to_owned();
+
+    // Complete t1 and t2 as the worker does; t3's Batch job fails.
+    for (task, correct) in [("t1", true), ("t2", false)] {
+        t.clients
+            .dynamodb
+            .update_item()
+            .table_name(&t.config.tasks_table)
+            .key("run_id", arc_shared::records::s(&run_id))
+            .key("task_id", arc_shared::records::s(task))
+            .update_expression("SET #s = :s, cost_usd = :c, is_correct = :k")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", arc_shared::records::s("COMPLETED"))
+            .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::N("0.015".into()))
+            .expression_attribute_values(":k", aws_sdk_dynamodb::types::AttributeValue::Bool(correct))
+            .send()
+            .await
+            .unwrap();
+    }
+    let cause = json!({"JobId": "job-t3", "StatusReason": "Essential container in task exited",
+                       "Attempts": [{"Container": {"ExitCode": 1}}]})
+    .to_string();
+    let run = run_id.clone();
+    let he = tokio::task::spawn_blocking({
+        let env = env.clone();
+        move || {
+            invoke_binary(
+                &lambda_binary("handle-error"),
+                &env,
+                &[
+                    json!({"run_id": run, "task_id": "t3", "error": {"Error": "States.TaskFailed", "Cause": cause}}),
+                    json!({"run_id": run, "task_id": "nope", "error": {"Error": "States.TaskFailed", "Cause": "x"}}),
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let failed = he[0].clone().ok();
+    assert_eq!(failed["status"], "RETRY_SCHEDULED");
+    assert_eq!(failed["retry_count"], 1);
+    assert_eq!(failed["job_id"], "job-t3");
+    assert_eq!(he[1].err_type(), Some("TaskNotFound"));
+
+    let run = run_id.clone();
+    let agg = tokio::task::spawn_blocking({
+        let env = env.clone();
+        move || invoke_binary(&lambda_binary("aggregate"), &env, &[json!({"run_id": run, "execution_arn": arn})])
+    })
+    .await
+    .unwrap()
+    .remove(0)
+    .ok();
+    assert_eq!(agg["completed_tasks"], 2);
+    assert_eq!(agg["failed_tasks"], 1);
+    assert_eq!(agg["retries_pending"], 1);
+    assert_eq!(agg["accuracy"], 0.5);
+    assert_eq!(agg["total_cost_usd"].to_string(), "0.03");
+
+    let run = run_id.clone();
+    let done = tokio::task::spawn_blocking({
+        let env = env.clone();
+        let agg = agg.clone();
+        move || {
+            let ev = json!({"run_id": run, "aggregation": agg, "execution_arn": arn});
+            invoke_binary(&lambda_binary("complete"), &env, &[ev.clone(), ev])
+        }
+    })
+    .await
+    .unwrap();
+    let c1 = done[0].clone().ok();
+    let c2 = done[1].clone().ok();
+    assert_eq!(c1["status"], "COMPLETED_WITH_ERRORS");
+    assert_eq!(c1["final_metrics"]["total_cost_usd"].to_string(), "0.03");
+    assert_eq!(c1["metrics_published"], true);
+    assert_eq!(c2["completed_at"], c1["completed_at"]);
+    assert_eq!(c2["metrics_published"], false);
+}
+
+#[test]
+fn a_malformed_setting_fails_cold_start_naming_the_variable() {
+    for name in ["initialize", "handle-error", "aggregate", "complete"] {
+        let out = Command::new(lambda_binary(name))
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("MAX_RETRIES", "abc")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} must not start");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("MAX_RETRIES"), "{name}: {text}");
+    }
+}
