@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's test command (what .ci/run runs): builds every Lambda binary, runs the unit and
+# integration suites (each integration test process starts its own pinned moto server on a
+# free 127.0.0.1 port), then the Terraform checks and the local lifecycle when present.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "moto (pinned) in .venv-moto"
+scripts/moto.sh install
+
+step "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+step "cargo test --workspace"
+cargo test --workspace --no-fail-fast
+
+if [ -x scripts/check-terraform.sh ]; then
+  step "terraform module checks"
+  scripts/check-terraform.sh
+fi
+
+if [ -x scripts/lifecycle-check.sh ]; then
+  step "local benchmark-run lifecycle"
+  scripts/lifecycle-check.sh
+fi
+
+step "all checks passed"
