@@ -1,0 +1,64 @@
+# The five functions, one per workspace binary, from the zips that
+# scripts/build-lambdas.sh writes to <lambda_zip_dir>/<name>/bootstrap.zip.
+
+locals {
+  # DESIGN.md section 6. Every function gets the shared settings; the sweeper also
+  # gets its own.
+  common_environment = {
+    RUNS_TABLE           = var.runs_table_name
+    TASKS_TABLE          = var.tasks_table_name
+    S3_BUCKET            = local.results_bucket_name
+    MAX_RETRIES          = tostring(var.max_retries)
+    CLOUDWATCH_NAMESPACE = var.cloudwatch_namespace
+    NON_RETRYABLE_ERRORS = join(",", var.non_retryable_errors)
+  }
+
+  sweeper_environment = {
+    STATE_MACHINE_ARN          = local.state_machine_arn
+    SWEEPER_BASE_DELAY_SECONDS = tostring(var.sweeper_base_delay_seconds)
+    SWEEPER_MAX_DELAY_SECONDS  = tostring(var.sweeper_max_delay_seconds)
+    SWEEPER_MAX_TASKS          = tostring(var.sweeper_max_tasks)
+  }
+
+  function_environment = {
+    for name in local.function_names : name => (
+      name == "sweeper" ? merge(local.common_environment, local.sweeper_environment) : local.common_environment
+    )
+  }
+
+  function_zip = { for name in local.function_names : name => "${local.lambda_zip_dir}/${name}/bootstrap.zip" }
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = local.function_full_names
+
+  name              = "/aws/lambda/${each.value}"
+  retention_in_days = var.log_retention_days
+  tags              = local.tags
+}
+
+resource "aws_lambda_function" "this" {
+  for_each = local.function_full_names
+
+  function_name    = each.value
+  description      = "arc-orchestrator ${each.key}"
+  role             = aws_iam_role.function[each.key].arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.lambda_architecture]
+  filename         = local.function_zip[each.key]
+  source_code_hash = filebase64sha256(local.function_zip[each.key])
+  memory_size      = var.lambda_memory_mb
+  timeout          = each.key == "sweeper" ? var.sweeper_timeout_seconds : var.lambda_timeout_seconds
+
+  environment {
+    variables = local.function_environment[each.key]
+  }
+
+  tags = local.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.function,
+    aws_iam_role_policy.function,
+  ]
+}

@@ -1,0 +1,185 @@
+# Alarms (sweeper errors, failed executions, permanently failed tasks) and a
+# dashboard of the run metrics that `complete` and the sweeper publish into
+# var.cloudwatch_namespace.
+
+locals {
+  alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+  ns            = var.cloudwatch_namespace
+}
+
+# handle-error logs one line containing FAILED_PERMANENT for each task it gives up
+# on; this filter turns those lines into the TasksFailedPermanently metric.
+resource "aws_cloudwatch_log_metric_filter" "tasks_failed_permanently" {
+  count = var.enable_monitoring ? 1 : 0
+
+  name           = "${var.name_prefix}-tasks-failed-permanently"
+  log_group_name = aws_cloudwatch_log_group.function["handle-error"].name
+  pattern        = "\"FAILED_PERMANENT\""
+
+  metric_transformation {
+    name          = "TasksFailedPermanently"
+    namespace     = local.ns
+    value         = "1"
+    default_value = "0"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "sweeper_errors" {
+  count = var.enable_monitoring ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-sweeper-errors"
+  alarm_description   = "The retry sweeper Lambda failed: FAILED tasks are not being retried."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this["sweeper"].function_name }
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "executions_failed" {
+  count = var.enable_monitoring ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-executions-failed"
+  alarm_description   = "A pipeline execution failed, timed out or was aborted: its run may be left RUNNING until the sweeper repairs it."
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  evaluation_periods  = 1
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+
+  metric_query {
+    id          = "ended_badly"
+    expression  = "failed + timed_out + aborted"
+    label       = "Executions failed, timed out or aborted"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { failed = "ExecutionsFailed", timed_out = "ExecutionsTimedOut", aborted = "ExecutionsAborted" }
+
+    content {
+      id = metric_query.key
+
+      metric {
+        namespace   = "AWS/States"
+        metric_name = metric_query.value
+        dimensions  = { StateMachineArn = aws_sfn_state_machine.this.arn }
+        stat        = "Sum"
+        period      = 300
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "tasks_failed_permanently" {
+  count = var.enable_monitoring ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-tasks-failed-permanently"
+  alarm_description   = "A task failed permanently (retries exhausted or a non-retryable error): it needs an operator."
+  namespace           = local.ns
+  metric_name         = "TasksFailedPermanently"
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.tasks_failed_permanently]
+}
+
+locals {
+  # SEARCH() picks up every ConfigName without listing them here.
+  per_config = "{${local.ns},ConfigName}"
+
+  dashboard_widgets = [
+    {
+      type = "metric", x = 0, y = 0, width = 12, height = 6
+      properties = {
+        title   = "Accuracy (%) per config"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Average"
+        period  = 3600
+        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"Accuracy\"', 'Average', 3600)", id = "accuracy", label = "" }]]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 0, width = 12, height = 6
+      properties = {
+        title   = "Cost (USD) per config"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Sum"
+        period  = 86400
+        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"TotalCostUSD\"', 'Sum', 86400)", id = "cost", label = "" }]]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Tasks completed / failed"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = 3600
+        metrics = [
+          [{ expression = "SUM(SEARCH('${local.per_config} MetricName=\"TasksCompleted\"', 'Sum', 3600))", id = "completed", label = "TasksCompleted" }],
+          [{ expression = "SUM(SEARCH('${local.per_config} MetricName=\"TasksFailed\"', 'Sum', 3600))", id = "failed", label = "TasksFailed" }],
+          [local.ns, "TasksFailedPermanently", { stat = "Sum", label = "TasksFailedPermanently" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Sweeper: tasks re-queued, runs repaired"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = 900
+        metrics = [
+          [{ expression = "SUM(SEARCH('Namespace=\"${local.ns}\" MetricName=\"TasksRequeued\"', 'Sum', 900))", id = "requeued", label = "TasksRequeued" }],
+          [{ expression = "SUM(SEARCH('Namespace=\"${local.ns}\" MetricName=\"RunsRepaired\"', 'Sum', 900))", id = "repaired", label = "RunsRepaired" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 12, width = 24, height = 6
+      properties = {
+        title  = "Executions and Lambda errors"
+        region = local.region
+        view   = "timeSeries"
+        stat   = "Sum"
+        period = 300
+        metrics = concat(
+          [
+            ["AWS/States", "ExecutionsStarted", "StateMachineArn", aws_sfn_state_machine.this.arn],
+            ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", aws_sfn_state_machine.this.arn],
+            ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws_sfn_state_machine.this.arn],
+          ],
+          [for name in local.function_names : ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.this[name].function_name, { label = "${name} errors" }]],
+        )
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  count = var.enable_monitoring ? 1 : 0
+
+  dashboard_name = "${var.name_prefix}-benchmarks"
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+}
