@@ -194,15 +194,15 @@ fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Er
 fn lenient_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum B {
-        B(bool),
-        N(u64),
-        S(String),
+    enum Flag {
+        Bool(bool),
+        Num(u64),
+        Text(String),
     }
-    Ok(Option::<B>::deserialize(d)?.and_then(|b| match b {
-        B::B(b) => Some(b),
-        B::N(n) => Some(n != 0),
-        B::S(s) => match s.to_ascii_lowercase().as_str() {
+    Ok(Option::<Flag>::deserialize(d)?.and_then(|b| match b {
+        Flag::Bool(b) => Some(b),
+        Flag::Num(n) => Some(n != 0),
+        Flag::Text(s) => match s.to_ascii_lowercase().as_str() {
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
             _ => None,
