@@ -4,6 +4,11 @@ use arc_sweeper::{parse_request, sweep, SweepDeps};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // STATE_MACHINE_ARN is required by the sweeper only: fail at cold start, naming it.
+    if let Err(e) = arc_shared::Config::from_env().and_then(|c| c.require_state_machine_arn().map(|_| ())) {
+        eprintln!("sweeper cold start failed: {e}");
+        return Err(e.into());
+    }
     arc_shared::runtime::run("sweeper", |env, event| async move {
         let request = parse_request(event)?;
         let deps = SweepDeps::from_env(&env)?;

@@ -633,3 +633,42 @@ async fn bad_inputs_are_invalid_input_and_write_nothing() {
     assert_eq!(summary["executions_started"][0]["execution_name"], execution_name("run-b", 1));
     assert_eq!(executions(&w).await.len(), 1);
 }
+
+// ---------------------------------------------------------------- the retry execution's Initialize
+
+#[tokio::test]
+async fn the_retry_input_reopens_the_tasks_through_initialize() {
+    let w = world(&[]).await;
+    let r = "run-e2e";
+    put_run(&w, r, "COMPLETED_WITH_ERRORS", None, 3).await;
+    put_tasks(
+        &w,
+        vec![
+            failed_task(r, "t0", 1, t0() - Duration::hours(1)),
+            failed_task(r, "t1", 2, t0() - Duration::hours(2)),
+            task_item(r, "ok", "COMPLETED", 0, None),
+        ],
+    )
+    .await;
+    sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    let name = execution_name(r, 1);
+    let (_, input) = executions(&w).await.remove(&name).unwrap();
+    let arn = attr(&run(&w, r).await, "execution_arn").to_owned();
+    // What the state machine's InitializeRetry state passes: the input's fields + $$.Execution.Id.
+    let payload = json!({
+        "run_id": input.run_id, "task_ids": input.task_ids, "config_name": input.config_name,
+        "retry": true, "execution_arn": arn,
+    });
+    arc_handlers::initialize::handle(w.t.env(), payload).await.expect("initialize retry");
+    for id in ["t0", "t1"] {
+        assert_eq!(attr(&task(&w, r, id).await, "status"), "PENDING", "{id}");
+    }
+    assert_eq!(attr(&task(&w, r, "ok").await, "status"), "COMPLETED");
+    let rr = run(&w, r).await;
+    assert_eq!(attr(&rr, "status"), "RUNNING");
+    assert_eq!(attr(&rr, "execution_arn"), arn);
+    // The retry execution is live and its tasks are in flight: nothing to repair or retry.
+    w.clock.advance(Duration::hours(1));
+    let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert!(out.repaired.is_empty() && out.executions_started.is_empty(), "{out:#?}");
+}
