@@ -31,6 +31,12 @@ variable "lambda_zip_dir" {
   default     = null
 }
 
+variable "lambda_architecture" {
+  description = "Architecture of the zips in lambda_zip_dir: the host's (scripts/check-terraform.sh passes it)."
+  type        = string
+  default     = "x86_64"
+}
+
 provider "aws" {
   region                      = "us-east-1"
   access_key                  = "test"
@@ -62,7 +68,7 @@ module "arc_orchestrator" {
 
   name_prefix         = "arc-benchmark-local"
   lambda_zip_dir      = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
-  lambda_architecture = "x86_64"
+  lambda_architecture = var.lambda_architecture
   runs_table_name     = "arc_benchmark_runs_local"
   tasks_table_name    = "arc_task_progress_local"
 
