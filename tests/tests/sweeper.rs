@@ -672,3 +672,54 @@ async fn the_retry_input_reopens_the_tasks_through_initialize() {
     let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
     assert!(out.repaired.is_empty() && out.executions_started.is_empty(), "{out:#?}");
 }
+
+#[tokio::test]
+async fn execution_already_exists_is_described_never_assumed_done() {
+    let w = world(&[]).await;
+    let old = t0() - Duration::hours(1);
+    // Two runs whose generation-1 name is already taken (e.g. a retry_generation reset by hand):
+    // one by an execution that ended, one by a live execution carrying only t0.
+    let mut names = BTreeMap::new();
+    for (r, stop_it) in [("run-x-ended", true), ("run-x-live", false)] {
+        put_run(&w, r, "COMPLETED_WITH_ERRORS", None, 3).await;
+        put_tasks(&w, (0..3).map(|j| failed_task(r, &format!("t{j}"), 1, old)).collect()).await;
+        let input = RetryInput::new(r, "cfg-a", vec!["t0".into()]).to_json();
+        let name = execution_name(r, 1);
+        let ex =
+            w.t.clients
+                .sfn
+                .start_execution()
+                .state_machine_arn(&w.sm_arn)
+                .name(&name)
+                .input(input)
+                .send()
+                .await
+                .unwrap();
+        if stop_it {
+            stop(&w, ex.execution_arn()).await;
+        }
+        names.insert(r, name);
+    }
+    let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert!(out.errors.is_empty(), "{out:#?}");
+    // Ended: not done. Every task is FAILED again (retry_count kept) and the run is not RUNNING.
+    for j in 0..3 {
+        let it = task(&w, "run-x-ended", &format!("t{j}")).await;
+        assert_eq!((attr(&it, "status"), attr(&it, "retry_count")), ("FAILED", "1"));
+    }
+    assert_eq!(attr(&run(&w, "run-x-ended").await, "status"), "FAILED", "every task failed");
+    // Live: the task it carries stays queued for it; the others go back to FAILED.
+    assert_eq!(attr(&task(&w, "run-x-live", "t0").await, "status"), "RETRY_QUEUED");
+    for id in ["t1", "t2"] {
+        assert_eq!(attr(&task(&w, "run-x-live", id).await, "status"), "FAILED", "{id}");
+    }
+    assert_eq!(attr(&run(&w, "run-x-live").await, "status"), "RUNNING");
+    // The ended run's next sweep uses a new name; still one execution per name.
+    let next = sweep(&w.deps, manual(json!({"ignore_backoff": true}))).await.unwrap();
+    let started: Vec<&str> = next.executions_started.iter().map(|e| e.execution_name.as_str()).collect();
+    assert_eq!(started, vec![execution_name("run-x-ended", 2).as_str()], "{next:#?}");
+    let ex = executions(&w).await;
+    assert_eq!(ex.len(), 3);
+    assert_eq!(ex[&names["run-x-ended"]].0, "ABORTED");
+    assert_eq!(ex[&execution_name("run-x-ended", 2)].1.task_ids, vec!["t0", "t1", "t2"]);
+}
