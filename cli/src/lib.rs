@@ -6,5 +6,6 @@
 
 pub mod ctl;
 pub mod exit;
+pub mod local;
 pub mod table;
 pub mod view;

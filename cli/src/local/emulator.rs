@@ -1,0 +1,147 @@
+//! The local AWS the lifecycle runs against: moto started through `scripts/moto.sh` (or the
+//! emulator `AWS_ENDPOINT_URL` names), and the resources a deployment would have: the two
+//! tables (from the same schema definitions the code uses), the results bucket, and a state
+//! machine for the sweeper's StartExecution calls to land on.
+
+use crate::exit::CliError;
+use arc_shared::store::{schema, Clients};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The role the emulator's state machine claims (moto does not check it).
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/x";
+
+/// The emulator's state machine only has to exist: the local runner, not moto, executes the
+/// steps. Its shape mirrors the deployed one's names.
+const DEFINITION: &str = r#"{
+  "Comment": "arc-local stand-in: executions are run by the local runner, not by the emulator",
+  "StartAt": "Initialize",
+  "States": {
+    "Initialize": {"Type": "Pass", "Next": "ProcessTasks"},
+    "ProcessTasks": {"Type": "Pass", "Next": "Aggregate"},
+    "Aggregate": {"Type": "Pass", "Next": "Complete"},
+    "Complete": {"Type": "Pass", "End": true}
+  }
+}"#;
+
+/// A running emulator: one we started (and stop), or one someone else runs.
+#[derive(Debug)]
+pub struct Emulator {
+    pub endpoint: String,
+    /// The pid file of the server we started; `None` for an external one.
+    pub pidfile: Option<PathBuf>,
+    script: PathBuf,
+}
+
+/// The repository root: `ARC_REPO_ROOT`, else where this crate was built from.
+pub fn repo_root() -> PathBuf {
+    match std::env::var_os("ARC_REPO_ROOT") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
+}
+
+impl Emulator {
+    /// Uses `AWS_ENDPOINT_URL` when set, else starts moto on a free loopback port.
+    pub fn start_or_attach(suffix: &str) -> Result<Self, CliError> {
+        let script = repo_root().join("scripts/moto.sh");
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            if !endpoint.trim().is_empty() {
+                return Ok(Self { endpoint: endpoint.trim().to_owned(), pidfile: None, script });
+            }
+        }
+        if !script.is_file() {
+            return Err(CliError::failed(format!(
+                "{} not found: run arc-local from a clone of the repository, set ARC_REPO_ROOT, or point \
+                 AWS_ENDPOINT_URL at a running emulator",
+                script.display()
+            )));
+        }
+        let pidfile = std::env::temp_dir().join(format!("arc-local-{suffix}.pid"));
+        eprintln!("starting moto (scripts/moto.sh start; the first run installs it into .venv-moto)…");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&pidfile)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| CliError::failed(format!("running {}: {e}", script.display())))?;
+        if !out.status.success() {
+            return Err(CliError::failed(format!("{} start failed ({})", script.display(), out.status)));
+        }
+        let endpoint = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_owned();
+        if !endpoint.starts_with("http") {
+            let me = Self { endpoint: String::new(), pidfile: Some(pidfile), script };
+            me.stop();
+            return Err(CliError::failed(format!("moto.sh start printed no endpoint URL (got {endpoint:?})")));
+        }
+        Ok(Self { endpoint, pidfile: Some(pidfile), script })
+    }
+
+    /// Stops the server we started (an external emulator is left alone).
+    pub fn stop(&self) {
+        if let Some(pidfile) = &self.pidfile {
+            let status = Command::new("bash").arg(&self.script).arg("stop").arg(pidfile).stdin(Stdio::null()).status();
+            if matches!(status, Ok(s) if s.success()) {
+                // moto.sh writes its log beside the pid file.
+                let _ = std::fs::remove_file(pidfile.with_extension("log"));
+            } else {
+                eprintln!("warning: could not stop moto (pid file {})", pidfile.display());
+            }
+        }
+    }
+
+    /// SDK config for the emulator, with dummy credentials: the local runner never talks to AWS.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "arc-local"))
+            .load()
+            .await
+    }
+}
+
+/// The names of one lifecycle's resources.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub runs_table: String,
+    pub tasks_table: String,
+    pub bucket: String,
+    pub state_machine_name: String,
+    pub state_machine_arn: String,
+}
+
+/// Creates the tables, the bucket and the state machine.
+pub async fn create_resources(clients: &Clients, suffix: &str) -> Result<Resources, CliError> {
+    let runs_table = format!("arc_local_runs_{suffix}");
+    let tasks_table = format!("arc_local_tasks_{suffix}");
+    let bucket = format!("arc-local-results-{suffix}");
+    let state_machine_name = format!("arc-local-{suffix}");
+    schema::create_tables(&clients.dynamodb, &runs_table, &tasks_table).await?;
+    clients.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| {
+        CliError::failed(format!("CreateBucket {bucket}: {}", arc_shared::error::describe_sdk_error(&e)))
+    })?;
+    let sm = clients
+        .sfn
+        .create_state_machine()
+        .name(&state_machine_name)
+        .definition(DEFINITION)
+        .role_arn(ROLE_ARN)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "CreateStateMachine {state_machine_name}: {}",
+                arc_shared::error::describe_sdk_error(&e)
+            ))
+        })?;
+    Ok(Resources {
+        runs_table,
+        tasks_table,
+        bucket,
+        state_machine_name,
+        state_machine_arn: sm.state_machine_arn().to_owned(),
+    })
+}

@@ -1,0 +1,380 @@
+//! `arc-local`: a complete benchmark run on a laptop. The local runner stands in for Step
+//! Functions and AWS Batch: it drives the real handler and sweeper code, in the order the
+//! state machine does, against the local emulator (moto). Production uses the deployed state
+//! machine; nothing here talks to AWS.
+//!
+//! Round 0 is the run's own execution; every later round advances a compressed clock past the
+//! longest backoff, runs the sweeper (whose StartExecution calls land on the emulator's Step
+//! Functions), and runs each execution it started the same way — until no task is retryable.
+
+pub mod accounting;
+pub mod clock;
+pub mod emulator;
+pub mod execution;
+pub mod prng;
+pub mod progress;
+pub mod worker;
+
+use crate::exit::{emit, CliError};
+use crate::table::Table;
+use crate::view;
+use accounting::Final;
+use arc_shared::ids::ConfigName;
+use arc_shared::runtime::Env;
+use arc_shared::status::TaskStatus;
+use arc_shared::store::Clients;
+use arc_shared::time::{format_ts, Clock};
+use arc_shared::Config;
+use arc_sweeper::{SweepDeps, SweepRequest, SweepSettings};
+use aws_sdk_sfn::types::ExecutionStatus;
+use clap::Parser;
+use clock::CompressedClock;
+use emulator::{Emulator, Resources};
+use execution::{ExecutionReport, Runner};
+use prng::Prng;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use worker::WorkerSim;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "arc-local",
+    version,
+    about = "Run a whole benchmark run locally: moto stands in for AWS, this runner for Step Functions and Batch",
+    long_about = "Run a whole benchmark run locally against moto: Initialize, a simulated Batch job per task, \
+        Aggregate, Complete, then sweeps on a compressed clock and the retry executions they start, until \
+        no task is retryable. The local runner stands in for Step Functions and AWS Batch; production \
+        uses the deployed state machine.\n\n\
+        Uses the emulator at AWS_ENDPOINT_URL when set, else starts moto (scripts/moto.sh). \
+        MAX_RETRIES, SWEEPER_* and NON_RETRYABLE_ERRORS are read from the environment like the Lambdas.\n\n\
+        Exit codes: 0 ok, 1 error, 2 usage error, 4 the accounting does not add up."
+)]
+pub struct Options {
+    /// Tasks in the run (120 is the size of the ARC-AGI-2 evaluation set).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub tasks: u64,
+    /// Probability that a simulated Batch job fails.
+    #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
+    pub failure_rate: f64,
+    /// The model configuration name of the run.
+    #[arg(long, value_name = "NAME", default_value = "local-sim", value_parser = parse_config)]
+    pub config: ConfigName,
+    /// Seed of every simulated decision (task ids, failures, costs): same seed, same outcome.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Leave the emulator running at the end and print its endpoint and resource names.
+    #[arg(long)]
+    pub keep: bool,
+    /// Sweep rounds at most before giving up.
+    #[arg(long, value_name = "R", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_rounds: u32,
+    /// Simulated Batch jobs running at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+    }
+}
+
+fn parse_config(s: &str) -> Result<ConfigName, String> {
+    ConfigName::parse(s).map_err(|e| e.0)
+}
+
+/// Runs the lifecycle; stops the emulator it started unless `--keep`.
+pub async fn run(opts: Options) -> Result<(), CliError> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let emu = Emulator::start_or_attach(&suffix)?;
+    let mut resources = None;
+    let result = lifecycle(&opts, &emu, &suffix, &mut resources).await;
+    match (&emu.pidfile, opts.keep) {
+        (Some(_), false) => emu.stop(),
+        _ => {
+            eprintln!("\nemulator left running at {}", emu.endpoint);
+            if let Some(r) = &resources {
+                eprintln!(
+                    "  RUNS_TABLE={} TASKS_TABLE={} S3_BUCKET={}\n  STATE_MACHINE_ARN={}",
+                    r.runs_table, r.tasks_table, r.bucket, r.state_machine_arn
+                );
+                eprintln!(
+                    "  inspect: AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+                     RUNS_TABLE={} TASKS_TABLE={} arcctl runs list",
+                    emu.endpoint, r.runs_table, r.tasks_table
+                );
+            }
+            if let Some(pidfile) = &emu.pidfile {
+                eprintln!("  stop:    scripts/moto.sh stop {}", pidfile.display());
+            }
+        }
+    }
+    result
+}
+
+async fn lifecycle(
+    opts: &Options,
+    emu: &Emulator,
+    suffix: &str,
+    resources: &mut Option<Resources>,
+) -> Result<(), CliError> {
+    let seed =
+        opts.seed.unwrap_or_else(|| Prng::new(chrono::Utc::now().timestamp_micros() as u64).next_u64() % 1_000_000);
+    let clients = Clients::from_conf(&emu.sdk_config().await);
+    let res = emulator::create_resources(&clients, suffix).await?;
+    *resources = Some(res.clone());
+
+    let overrides: HashMap<&str, String> = HashMap::from([
+        ("RUNS_TABLE", res.runs_table.clone()),
+        ("TASKS_TABLE", res.tasks_table.clone()),
+        ("S3_BUCKET", res.bucket.clone()),
+        ("STATE_MACHINE_ARN", res.state_machine_arn.clone()),
+    ]);
+    let config = Config::from_lookup(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
+    let clock = Arc::new(CompressedClock::new());
+    let env = Arc::new(Env { config: config.clone(), clients: clients.clone(), clock: clock.clone() });
+    let deps = SweepDeps {
+        tables: env.tables(),
+        sfn: clients.sfn.clone(),
+        cloudwatch: clients.cloudwatch.clone(),
+        clock: clock.clone(),
+        settings: SweepSettings::from_config(&config)?,
+        fault: arc_sweeper::Fault::None,
+    };
+    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6 };
+    let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
+    let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
+        + chrono::Duration::minutes(1);
+
+    emit(&format!(
+        "arc-local: {} tasks, failure rate {}, seed {seed}, config {}, MAX_RETRIES {}\n\
+         emulator {} (the local runner stands in for Step Functions and Batch)",
+        opts.tasks, opts.failure_rate, opts.config, config.max_retries, emu.endpoint
+    ));
+
+    // Round 0: the run's own execution.
+    let task_ids = task_ids(seed, opts.tasks);
+    let input = json!({"config_name": opts.config, "task_ids": task_ids, "triggered_by": "arc-local"});
+    let first = start_execution(&clients, &res, &format!("run-{suffix}"), &input).await?;
+    let mut init = input.clone();
+    if let Some(obj) = init.as_object_mut() {
+        obj.insert("execution_start_time".into(), json!(format_ts(clock.now())));
+        obj.insert("data_source".into(), json!("evaluation"));
+    }
+    let report = runner.run_execution(init, &first, 0, "round 0").await?;
+    stop_execution(&clients, &first).await?;
+    let run_id = report.run_id.clone();
+    let mut processed: BTreeSet<String> = BTreeSet::from([first]);
+    let mut retry_executions = 0u64;
+    emit(&format!("\nround 0: execution of run {run_id}"));
+    print_round(&env, &run_id, &[report]).await?;
+
+    let mut round = 0u32;
+    loop {
+        let counts = status_counts(&env, &run_id).await?;
+        let retryable = counts.get("FAILED").copied().unwrap_or(0) + counts.get("RETRY_QUEUED").copied().unwrap_or(0);
+        if retryable == 0 {
+            break;
+        }
+        if round >= opts.max_rounds {
+            return Err(CliError::failed(format!(
+                "{retryable} tasks still retryable after {round} sweep rounds (--max-rounds {})",
+                opts.max_rounds
+            )));
+        }
+        round += 1;
+        clock.jump(jump);
+        let summary = Box::pin(arc_sweeper::sweep(&deps, SweepRequest::scheduled())).await?;
+        emit(&format!(
+            "\nround {round}: clock +{}h, sweep at {}: {} FAILED scanned, {} due, {} re-queued, {} execution(s) started",
+            clock.offset().num_minutes() / 60,
+            summary.swept_at,
+            summary.scanned,
+            summary.due,
+            summary.requeued_total,
+            summary.executions_started.len()
+        ));
+        for e in &summary.errors {
+            eprintln!("warning: sweep error on {:?}: {} {}", e.run_id, e.error_type, e.message);
+        }
+        let mut reports = Vec::new();
+        for (arn, input) in new_executions(&clients, &res, &processed).await? {
+            let label = format!("round {round}");
+            let report = runner.run_execution(input, &arn, round, &label).await?;
+            stop_execution(&clients, &arn).await?;
+            processed.insert(arn);
+            retry_executions += 1;
+            reports.push(report);
+        }
+        print_round(&env, &run_id, &reports).await?;
+    }
+
+    let fin = accounting::check(&env, &run_id, opts.tasks, &runner.ledger(), &runner.completed_twice()).await?;
+    print_final(&fin, round, retry_executions);
+    if fin.problems.is_empty() {
+        emit(&format!(
+            "accounting OK: {} tasks = {} completed + {} failed permanently; cost {} in tasks table = run record = S3 report = worker ledger",
+            fin.tasks.len(),
+            fin.completed,
+            fin.failed_permanent,
+            view::money(Some(fin.tasks_cost))
+        ));
+        Ok(())
+    } else {
+        Err(CliError::Accounting(fin.problems))
+    }
+}
+
+/// `n` distinct ARC-style task ids (8 hex digits), from the seed.
+pub fn task_ids(seed: u64, n: u64) -> Vec<String> {
+    let mut rng = Prng::keyed(seed, "task-ids");
+    let mut ids = BTreeSet::new();
+    while (ids.len() as u64) < n {
+        ids.insert(rng.hex(8));
+    }
+    ids.into_iter().collect()
+}
+
+async fn start_execution(clients: &Clients, res: &Resources, name: &str, input: &Value) -> Result<String, CliError> {
+    let out = clients
+        .sfn
+        .start_execution()
+        .state_machine_arn(&res.state_machine_arn)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::failed(format!("StartExecution {name}: {}", arc_shared::error::describe_sdk_error(&e)))
+        })?;
+    Ok(out.execution_arn().to_owned())
+}
+
+/// Ends an execution the local runner has run, so that it is neither run again nor taken for
+/// a live one.
+async fn stop_execution(clients: &Clients, arn: &str) -> Result<(), CliError> {
+    clients
+        .sfn
+        .stop_execution()
+        .execution_arn(arn)
+        .cause("run by arc-local")
+        .send()
+        .await
+        .map_err(|e| CliError::failed(format!("StopExecution {arn}: {}", arc_shared::error::describe_sdk_error(&e))))?;
+    Ok(())
+}
+
+/// RUNNING executions of the state machine not yet run here, oldest first, with their input.
+async fn new_executions(
+    clients: &Clients,
+    res: &Resources,
+    processed: &BTreeSet<String>,
+) -> Result<Vec<(String, Value)>, CliError> {
+    let mut found = Vec::new();
+    let mut token = None;
+    loop {
+        let page = clients
+            .sfn
+            .list_executions()
+            .state_machine_arn(&res.state_machine_arn)
+            .status_filter(ExecutionStatus::Running)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| CliError::failed(format!("ListExecutions: {}", arc_shared::error::describe_sdk_error(&e))))?;
+        for e in page.executions() {
+            if !processed.contains(e.execution_arn()) {
+                found.push((e.start_date().secs(), e.execution_arn().to_owned()));
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    found.sort();
+    let mut out = Vec::new();
+    for (_, arn) in found {
+        let d = clients.sfn.describe_execution().execution_arn(&arn).send().await.map_err(|e| {
+            CliError::failed(format!("DescribeExecution {arn}: {}", arc_shared::error::describe_sdk_error(&e)))
+        })?;
+        let input: Value = serde_json::from_str(d.input().unwrap_or("{}"))
+            .map_err(|e| CliError::failed(format!("execution {arn}: input is not JSON: {e}")))?;
+        out.push((arn, input));
+    }
+    Ok(out)
+}
+
+async fn status_counts(env: &Env, run_id: &str) -> Result<BTreeMap<String, u64>, CliError> {
+    let tasks = env.tables().run_tasks(run_id).await?;
+    Ok(view::status_counts(tasks.iter().map(|t| &t.status)))
+}
+
+async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Result<(), CliError> {
+    for r in reports {
+        emit(&format!(
+            "  {} job(s): {} completed, {} failed (retry scheduled), {} failed permanently{}; run now {}",
+            r.jobs,
+            r.completed,
+            r.failed_retryable,
+            r.failed_permanent,
+            if r.not_claimed > 0 { format!(", {} not claimed", r.not_claimed) } else { String::new() },
+            r.run_status
+        ));
+    }
+    let counts = status_counts(env, run_id).await?;
+    emit(&view::status_table(&counts).render());
+    Ok(())
+}
+
+fn print_final(fin: &Final, rounds: u32, retry_executions: u64) {
+    emit(&format!(
+        "\nfinal: run {} {} after {rounds} sweep round(s), {retry_executions} retry execution(s)",
+        fin.run.run_id, fin.run.status
+    ));
+    let counts = view::status_counts(fin.tasks.iter().map(|t| &t.status));
+    emit(&view::status_table(&counts).render());
+    let retried = fin.tasks.iter().filter(|t| t.retry_count > 0 && t.status == TaskStatus::Completed).count();
+    let mut t = Table::new(["METRIC", "VALUE"]);
+    t.row([
+        "accuracy".to_owned(),
+        format!("{} ({} of {} completed tasks correct)", view::percent(fin.run.accuracy), fin.correct, fin.completed),
+    ]);
+    t.row(["cost".to_owned(), view::money(Some(fin.tasks_cost))]);
+    t.row(["completed".to_owned(), format!("{} ({retried} after a retry)", fin.completed)]);
+    t.row(["permanently failed".to_owned(), fin.failed_permanent.to_string()]);
+    t.row(["report".to_owned(), fin.report_url.clone().unwrap_or_else(|| "-".to_owned())]);
+    emit(&format!("\n{}\n", t.render()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_are_distinct_valid_and_seeded() {
+        let a = task_ids(7, 120);
+        assert_eq!(a.len(), 120);
+        assert_eq!(a, task_ids(7, 120));
+        assert_ne!(a, task_ids(8, 120));
+        assert!(a.iter().all(|t| arc_shared::ids::TaskId::parse(t.as_str()).is_ok()));
+    }
+
+    #[test]
+    fn options_reject_bad_values_with_usage_errors() {
+        for args in [
+            vec!["arc-local", "--tasks", "0"],
+            vec!["arc-local", "--failure-rate", "1.5"],
+            vec!["arc-local", "--failure-rate", "x"],
+            vec!["arc-local", "--config", "a b"],
+            vec!["arc-local", "--seed", "-1"],
+        ] {
+            let e = Options::try_parse_from(&args).expect_err(&args.join(" "));
+            assert_eq!(e.exit_code(), 2, "{}", args.join(" "));
+        }
+        let o = Options::try_parse_from(["arc-local"]).unwrap();
+        assert_eq!((o.tasks, o.failure_rate, o.config.as_str(), o.keep), (120, 0.2, "local-sim", false));
+    }
+}
