@@ -8,7 +8,8 @@
 #   5. terraform apply of examples/local against a fresh moto server (through
 #      scripts/local-aws-proxy.py), then $ARC_DEPLOYED_TEST_CMD if set, with
 #      AWS_ENDPOINT_URL, RUNS_TABLE, TASKS_TABLE, S3_BUCKET, STATE_MACHINE_ARN exported
-#      from the outputs; then terraform destroy.
+#      from the outputs; a plan of a second deployment adopting those tables and that
+#      bucket (examples/local, plan_adoption = true); then terraform destroy.
 # Any failure stops the script with a non-zero exit.
 # ARC_LAMBDA_ZIP_DIR: use these zips for the local apply instead of packaging target/debug.
 set -euo pipefail
@@ -113,6 +114,19 @@ terraform -chdir="$local_dir" plan -detailed-exitcode -input=false -no-color "${
   fail "a second plan of $local_dir is not empty (or failed)"
 }
 echo "no changes"
+
+step "terraform plan of a deployment adopting the applied tables and bucket"
+adopt_plan="$root/build/terraform-local-adopt-plan.txt"
+terraform -chdir="$local_dir" plan -input=false -no-color "${tf_vars[@]}" -var plan_adoption=true >"$adopt_plan" 2>&1 || {
+  tail -n 40 "$adopt_plan" >&2
+  fail "the adoption plan (create_tables = false, create_results_bucket = false) failed"
+}
+if grep -qE 'module\.adopting\[0\]\.aws_(dynamodb_table|s3_bucket)[a-z_]*\.' "$adopt_plan"; then
+  fail "the adopting deployment plans to create a table or bucket ($adopt_plan)"
+fi
+grep -q 'module.adopting\[0\].aws_lambda_function.this\["sweeper"\] will be created' "$adopt_plan" ||
+  fail "the adoption plan does not deploy the functions ($adopt_plan)"
+grep -E '^Plan:' "$adopt_plan"
 
 out() { terraform -chdir="$local_dir" output -raw "$1"; }
 export AWS_ENDPOINT_URL="$endpoint"

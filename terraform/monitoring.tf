@@ -7,14 +7,16 @@ locals {
   ns            = var.cloudwatch_namespace
 }
 
-# handle-error logs one line containing FAILED_PERMANENT for each task it gives up
-# on; this filter turns those lines into the TasksFailedPermanently metric.
+# handle-error logs one "failure recorded" line per failure it writes, with
+# status="FAILED_PERMANENT" when it gives up on the task (a re-delivered failure logs
+# "failure already recorded" instead, so each permanent failure counts once). This
+# filter turns those lines into the TasksFailedPermanently metric; terms are ANDed.
 resource "aws_cloudwatch_log_metric_filter" "tasks_failed_permanently" {
   count = var.enable_monitoring ? 1 : 0
 
   name           = "${var.name_prefix}-tasks-failed-permanently"
   log_group_name = aws_cloudwatch_log_group.function["handle-error"].name
-  pattern        = "\"FAILED_PERMANENT\""
+  pattern        = "\"failure recorded\" \"FAILED_PERMANENT\""
 
   metric_transformation {
     name          = "TasksFailedPermanently"

@@ -37,6 +37,12 @@ variable "lambda_architecture" {
   default     = "x86_64"
 }
 
+variable "plan_adoption" {
+  description = "Also plan a second deployment that adopts this one's tables and bucket (create_tables = false, create_results_bucket = false). scripts/check-terraform.sh plans it after the apply; it is never applied."
+  type        = bool
+  default     = false
+}
+
 provider "aws" {
   region                      = "us-east-1"
   access_key                  = "test"
@@ -78,6 +84,29 @@ module "arc_orchestrator" {
 
   enable_schedule   = true
   enable_monitoring = true
+}
+
+# A second deployment on the same data, as an existing installation would adopt its
+# tables and bucket: the data sources must find them with the keys and indexes the
+# code expects (their postconditions check it).
+module "adopting" {
+  source = "../.."
+  count  = var.plan_adoption ? 1 : 0
+
+  name_prefix           = "arc-benchmark-adopt"
+  lambda_zip_dir        = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
+  lambda_architecture   = var.lambda_architecture
+  create_tables         = false
+  runs_table_name       = module.arc_orchestrator.runs_table_name
+  tasks_table_name      = module.arc_orchestrator.tasks_table_name
+  create_results_bucket = false
+  results_bucket_name   = module.arc_orchestrator.results_bucket_name
+
+  batch_job_queue_arn      = "arn:aws:batch:us-east-1:123456789012:job-queue/arc-benchmark-local"
+  batch_job_definition_arn = "arn:aws:batch:us-east-1:123456789012:job-definition/arc-benchmark-worker"
+
+  enable_schedule   = false
+  enable_monitoring = false
 }
 
 output "runs_table_name" {
