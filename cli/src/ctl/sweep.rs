@@ -98,7 +98,7 @@ async fn invoke_sweeper(ctx: &Ctx, function: &str, request: &Value) -> Result<Va
         .as_service_error()
     {
         Some(se) if se.is_resource_not_found_exception() => {
-            CliError::NotFound(format!("Lambda function {function} not found"))
+            CliError::failed(format!("Lambda function {function} not found (check --invoke and AWS_REGION)"))
         }
         _ => CliError::failed(format!("Invoke {function}: {}", arc_shared::error::describe_sdk_error(&e))),
     })?;
