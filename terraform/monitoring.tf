@@ -115,7 +115,7 @@ locals {
         view    = "timeSeries"
         stat    = "Average"
         period  = 3600
-        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"Accuracy\"', 'Average', 3600)", id = "accuracy", label = "" }]]
+        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"Accuracy\"', 'Average', 3600)", id = "accuracy" }]]
       }
     },
     {
@@ -126,7 +126,7 @@ locals {
         view    = "timeSeries"
         stat    = "Sum"
         period  = 86400
-        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"TotalCostUSD\"', 'Sum', 86400)", id = "cost", label = "" }]]
+        metrics = [[{ expression = "SEARCH('${local.per_config} MetricName=\"TotalCostUSD\"', 'Sum', 86400)", id = "cost" }]]
       }
     },
     {
