@@ -82,7 +82,7 @@ cleanup() {
     echo "check-terraform.sh: destroying what the failed run applied" >&2
     terraform -chdir="$local_dir" destroy -auto-approve -input=false -no-color "${tf_vars[@]}" >/dev/null 2>&1 || true
   fi
-  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
   scripts/moto.sh stop "$moto_pid"
   exit "$rc"
 }

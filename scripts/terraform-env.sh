@@ -15,7 +15,7 @@ _arc_tf_env() {
   mirror="${ARC_TF_MIRROR:-}"
   if [ -z "$mirror" ]; then
     provider="$(find / -name 'terraform-provider-aws_*' -type f -not -path '/proc/*' \
-      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null | sort | tail -n 1)"
+      -path '*/registry.terraform.io/hashicorp/aws/*' 2>/dev/null | sort | tail -n 1 || true)"
     if [ -z "$provider" ]; then
       echo "terraform-env.sh: no terraform-provider-aws_* binary under a registry.terraform.io folder on this machine" >&2
       return 1
@@ -49,6 +49,7 @@ _arc_tf_env_rc=$?
 unset -f _arc_tf_env
 if [ "$_arc_tf_env_rc" -ne 0 ]; then
   unset _arc_tf_env_rc
+  # shellcheck disable=SC2317 # exit is reached when the file is run instead of sourced
   return 1 2>/dev/null || exit 1
 fi
 unset _arc_tf_env_rc

@@ -18,6 +18,8 @@ locals {
   }
 }
 
+# Lambda documents no confused-deputy condition keys for execution roles (unlike
+# Step Functions and Scheduler below), so this trust policy has none.
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -25,12 +27,6 @@ data "aws_iam_policy_document" "lambda_assume" {
     principals {
       type        = "Service"
       identifiers = ["lambda.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
     }
   }
 }
