@@ -76,7 +76,8 @@ struct ManualRequest {
 /// Parses the Lambda payload.
 pub fn parse_request(event: Value) -> Result<SweepRequest, ArcError> {
     let Some(obj) = event.as_object() else {
-        return parse_event::<ManualRequest>(event).map(|_| SweepRequest::scheduled());
+        // Not an object: parse_event rejects it, naming `$`.
+        return parse_event::<ManualRequest>(event).and_then(manual);
     };
     if obj.is_empty() {
         return Ok(SweepRequest::scheduled());
@@ -87,7 +88,10 @@ pub fn parse_request(event: Value) -> Result<SweepRequest, ArcError> {
         tracing::info!(source = %ev.source, detail_type = %ev.detail_type, "scheduled sweep from EventBridge");
         return Ok(SweepRequest::scheduled());
     }
-    let m: ManualRequest = parse_event(event)?;
+    parse_event::<ManualRequest>(event).and_then(manual)
+}
+
+fn manual(m: ManualRequest) -> Result<SweepRequest, ArcError> {
     if m.task_ids.is_some() && m.run_id.is_none() {
         return Err(ArcError::invalid("task_ids", "task_ids needs run_id (tasks are named within one run)"));
     }

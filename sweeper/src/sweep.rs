@@ -194,7 +194,7 @@ impl Sweep<'_> {
         // The coarse prefilter: nothing whose last write is younger than a quarter of the base
         // delay can be due (the jitter is at least one half).
         let cutoff = (!self.req.ignore_backoff)
-            .then(|| format_ts(self.now - self.deps.settings.backoff.base_delay_chrono() / 4));
+            .then(|| format_ts(self.now - chrono_of(self.deps.settings.backoff.base_delay) / 4));
         let failed = find::by_status(tables, &TaskStatus::Failed, cutoff.as_deref(), None).await?;
         let failed = self.keep(failed);
         let queued = find::by_status(tables, &TaskStatus::RetryQueued, None, None).await?;
@@ -229,13 +229,7 @@ impl Sweep<'_> {
     }
 }
 
-/// `BackoffConfig`'s base delay as a chrono duration.
-trait BaseDelay {
-    fn base_delay_chrono(&self) -> chrono::Duration;
-}
-
-impl BaseDelay for arc_shared::config::BackoffConfig {
-    fn base_delay_chrono(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.base_delay).unwrap_or(chrono::Duration::zero())
-    }
+/// A std duration as a chrono one (zero if out of range: no prefilter rather than a panic).
+fn chrono_of(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
 }

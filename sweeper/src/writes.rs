@@ -6,6 +6,7 @@ use arc_shared::records::{n, s, Item, RunRecord};
 use arc_shared::status::{RunStatus, TaskStatus};
 use arc_shared::store::Tables;
 use arc_shared::ArcError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
@@ -39,17 +40,13 @@ impl Update {
 /// Ok(Some(out)) when written, Ok(None) when the condition failed.
 fn outcome(
     op: &str,
-    r: Result<UpdateItemOutput, SdkError<UpdateItemError, aws_smithy_runtime_api_response::HttpResponse>>,
+    r: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
 ) -> Result<Option<UpdateItemOutput>, ArcError> {
     match r {
         Ok(out) => Ok(Some(out)),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
         Err(e) => Err(ArcError::from_sdk(op, e)),
     }
-}
-
-mod aws_smithy_runtime_api_response {
-    pub use aws_sdk_dynamodb::config::http::HttpResponse;
 }
 
 /// `retry_count = :rc`, also true when the attribute is absent and `:rc` is 0.
