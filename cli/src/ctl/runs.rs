@@ -89,6 +89,12 @@ pub async fn list(ctx: &Ctx, config: Option<&ConfigName>, limit: usize) -> Resul
         eprintln!("no runs{}", config.map(|c| format!(" of config {c}")).unwrap_or_default());
         return Ok(());
     }
+    if config.is_none() && runs.len() >= limit {
+        eprintln!(
+            "note: the first {limit} runs of a table scan, shown newest first; \
+             --config NAME lists a config's newest runs, --limit N scans further"
+        );
+    }
     let mut t = Table::new(["RUN", "CONFIG", "STATUS", "CREATED", "TASKS", "DONE", "FAILED", "COST", "ACCURACY"]);
     for r in &runs {
         t.row([

@@ -90,7 +90,12 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let emu = Emulator::start_or_attach(&suffix)?;
     let mut resources = None;
-    let result = lifecycle(&opts, &emu, &suffix, &mut resources).await;
+    // Ctrl-C still stops the emulator we started (moto runs in the background, out of reach of
+    // the terminal's interrupt).
+    let result = tokio::select! {
+        r = lifecycle(&opts, &emu, &suffix, &mut resources) => r,
+        _ = tokio::signal::ctrl_c() => Err(CliError::failed("interrupted")),
+    };
     match (&emu.pidfile, opts.keep) {
         (Some(_), false) => emu.stop(),
         _ => {
