@@ -110,7 +110,16 @@ impl Sweep<'_> {
         let mut run_ids: BTreeSet<String> = due.keys().cloned().collect();
         run_ids.extend(queued_by_run.keys().cloned());
         run_ids.extend(work.in_flight_runs.iter().cloned());
+        if let Some(r) = &self.req.run_id {
+            run_ids.insert(r.as_str().to_owned());
+        }
         self.read_runs(&run_ids).await;
+        if let Some(r) = &self.req.run_id {
+            // A manual request for a run that does not exist: say so, having written nothing.
+            if matches!(self.runs.get(r.as_str()), Some(None)) {
+                return Err(ArcError::RunNotFound(r.as_str().to_owned()));
+            }
+        }
 
         // Repair first: RETRY_QUEUED tasks whose execution never started or ended, RUNNING
         // runs whose execution ended.

@@ -418,6 +418,9 @@ async fn ignore_backoff_run_id_and_task_ids_filters() {
     assert_eq!(whole.requeued.keys().collect::<Vec<_>>(), vec!["run-f2"]);
     assert_eq!(whole.requeued["run-f2"], 4);
 
+    let missing = sweep(&w.deps, manual(json!({"run_id": "run-typo", "ignore_backoff": true}))).await.unwrap_err();
+    assert_eq!(missing.error_type(), "RunNotFound", "{missing}");
+
     let nots = sweep(&w.deps, manual(json!({"run_id": "run-nots"}))).await.unwrap();
     assert_eq!(nots.requeued_total, 1, "{nots:#?}");
     assert_eq!(executions(&w).await.len(), 3);
