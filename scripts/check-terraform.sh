@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Terraform checks of arc-orchestrator (run by scripts/test.sh, hence by .ci/run):
 #   1. terraform fmt -check -recursive terraform
-#   2. terraform init -backend=false + validate: the module, examples/sandbox, examples/local
+#   2. terraform init -backend=false + validate: the module, examples/sandbox, examples/local;
+#      terraform test of the module (mocked provider: names, environment, tables, IAM
+#      statements, variable validation, adoption preconditions)
 #   3. checkov (pinned, own venv) over terraform/: zero failed checks; skips only in terraform/.checkov.yaml
 #   4. asl-validator (pinned in tools/package.json) on the rendered state machine
 #      (scripts/render-state-machine.sh -> build/state_machine.rendered.json)
@@ -30,6 +32,9 @@ for dir in terraform terraform/examples/sandbox terraform/examples/local; do
   terraform -chdir="$dir" init -backend=false -input=false -no-color >/dev/null || fail "terraform init in $dir"
   terraform -chdir="$dir" validate -no-color || fail "terraform validate in $dir"
 done
+
+step "terraform test (the module against a mocked provider: terraform/tests/*.tftest.hcl)"
+terraform -chdir=terraform test -no-color || fail "terraform test in terraform/"
 
 step "checkov $CHECKOV_VERSION over terraform/"
 venv="$root/.venv-checkov"
