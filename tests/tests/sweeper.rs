@@ -783,3 +783,20 @@ async fn execution_already_exists_is_described_never_assumed_done() {
     assert_eq!(ex[&names["run-x-ended"]].0, "ABORTED");
     assert_eq!(ex[&execution_name("run-x-ended", 2)].1.task_ids, vec!["t0", "t1", "t2"]);
 }
+
+#[tokio::test]
+async fn an_unreadable_item_is_reported_and_the_rest_is_retried() {
+    let w = world(&[]).await;
+    let old = t0() - Duration::hours(1);
+    put_run(&w, "run-ok", "COMPLETED_WITH_ERRORS", None, 1).await;
+    put_run(&w, "run-bad", "COMPLETED_WITH_ERRORS", None, 1).await;
+    let mut bad = failed_task("run-bad", "t0", 1, old);
+    bad.insert("cost_usd".into(), s("lots"));
+    put_tasks(&w, vec![failed_task("run-ok", "t0", 1, old), bad]).await;
+    let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert_eq!(out.requeued.keys().collect::<Vec<_>>(), vec!["run-ok"], "{out:#?}");
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].error_type, "CorruptItem");
+    assert!(out.errors[0].message.contains("run-bad/t0"), "{}", out.errors[0].message);
+    assert_eq!(attr(&task(&w, "run-bad", "t0").await, "status"), "FAILED");
+}
