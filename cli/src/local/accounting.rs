@@ -1,7 +1,7 @@
 //! The closing check of a lifecycle: the tasks table, the run record, the S3 report and the
-//! workers' own ledger must tell the same story, to the last digit of the cost.
+//! workers' own ledger must tell the same story, to the last digit of the cost. The reads are
+//! in [`check`]; the comparison is the pure [`compare`].
 
-use arc_shared::json::decimal_to_json;
 use arc_shared::records::{parse_decimal, RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// What the run ended as, from the tasks table.
+/// What the run ended as, and everything that does not add up.
 #[derive(Debug, Clone)]
 pub struct Final {
     pub run: RunRecord,
@@ -21,24 +21,42 @@ pub struct Final {
     pub tasks_cost: Decimal,
     /// `s3://bucket/key` of the report, when there is one.
     pub report_url: Option<String>,
-    /// Everything that does not add up (empty: the accounting is right).
+    /// Empty: the accounting is right.
     pub problems: Vec<String>,
 }
 
-/// Reads the run, its tasks and its report, and compares them with each other and with the
-/// workers' `ledger` (the cost each completed task was charged).
-pub async fn check(
-    env: &Env,
-    run_id: &str,
-    expected_tasks: u64,
-    ledger: &BTreeMap<String, Decimal>,
-    completed_twice: &[String],
-) -> Result<Final, ArcError> {
+/// What the workers did, as the local runner saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Tasks started.
+    pub expected_tasks: u64,
+    /// The cost each completed task's worker wrote.
+    pub costs: BTreeMap<String, Decimal>,
+    /// Tasks two workers completed.
+    pub completed_twice: Vec<String>,
+}
+
+/// Reads the run, its tasks and its S3 report, and compares them.
+pub async fn check(env: &Env, run_id: &str, ledger: &Ledger) -> Result<Final, ArcError> {
     let tables = env.tables();
     let run = tables.require_run(run_id).await?;
     let tasks = tables.run_tasks(run_id).await?;
-    let mut p = Vec::new();
+    let (report, report_url) = match (&env.config.s3_bucket, &run.results_s3_key) {
+        (Some(bucket), Some(key)) => (Some(read_report(env, bucket, key).await?), Some(format!("s3://{bucket}/{key}"))),
+        _ => (None, None),
+    };
+    Ok(compare(run, tasks, report.as_ref(), report_url, ledger))
+}
 
+/// Compares the run record, the task records, the report and the ledger.
+pub fn compare(
+    run: RunRecord,
+    tasks: Vec<TaskRecord>,
+    report: Option<&Value>,
+    report_url: Option<String>,
+    ledger: &Ledger,
+) -> Final {
+    let mut p = Vec::new();
     let count = |s: TaskStatus| tasks.iter().filter(|t| t.status == s).count() as u64;
     let completed = count(TaskStatus::Completed);
     let failed_permanent = count(TaskStatus::FailedPermanent);
@@ -47,8 +65,9 @@ pub async fn check(
     let tasks_cost: Decimal = tasks.iter().filter_map(|t| t.cost_usd).sum();
     let total = tasks.len() as u64;
 
-    if total != expected_tasks {
-        p.push(format!("tasks table holds {total} tasks of the run; {expected_tasks} were started"));
+    // The tasks table on its own.
+    if total != ledger.expected_tasks {
+        p.push(format!("tasks table holds {total} tasks of the run; {} were started", ledger.expected_tasks));
     }
     if completed + failed_permanent != total {
         let open: Vec<String> = tasks
@@ -61,19 +80,17 @@ pub async fn check(
             open.join(", ")
         ));
     }
-    if !completed_twice.is_empty() {
-        p.push(format!("tasks completed by two workers: {}", completed_twice.join(", ")));
-    }
 
     // The run record.
-    let expect = |p: &mut Vec<String>, what: &str, got: u64, want: u64| {
+    for (what, got, want) in [
+        ("total_tasks", run.total_tasks, total),
+        ("completed_tasks", run.completed_tasks, completed),
+        ("failed_tasks", run.failed_tasks, failed_permanent),
+    ] {
         if got != want {
             p.push(format!("run record {what} = {got}, tasks table says {want}"));
         }
-    };
-    expect(&mut p, "total_tasks", run.total_tasks, total);
-    expect(&mut p, "completed_tasks", run.completed_tasks, completed);
-    expect(&mut p, "failed_tasks", run.failed_tasks, failed_permanent);
+    }
     if run.total_cost_usd != Some(tasks_cost) {
         p.push(format!("run record total_cost_usd = {:?}, tasks table sums to {tasks_cost}", run.total_cost_usd));
     }
@@ -83,29 +100,28 @@ pub async fn check(
     }
 
     // The workers' ledger.
-    let ledger_cost: Decimal = ledger.values().copied().sum();
+    if !ledger.completed_twice.is_empty() {
+        p.push(format!("tasks completed by two workers: {}", ledger.completed_twice.join(", ")));
+    }
+    let ledger_cost: Decimal = ledger.costs.values().copied().sum();
     if ledger_cost != tasks_cost {
         p.push(format!("workers charged {ledger_cost} in all, tasks table sums to {tasks_cost}"));
     }
     for t in tasks.iter().filter(|t| t.status == TaskStatus::Completed) {
-        if ledger.get(&t.task_id) != t.cost_usd.as_ref() {
+        if ledger.costs.get(&t.task_id) != t.cost_usd.as_ref() {
             p.push(format!(
                 "task {} cost {:?} in the table, worker charged {:?}",
                 t.task_id,
                 t.cost_usd,
-                ledger.get(&t.task_id)
+                ledger.costs.get(&t.task_id)
             ));
         }
     }
 
     // The S3 report.
-    let mut report_url = None;
-    match (&env.config.s3_bucket, &run.results_s3_key) {
-        (Some(bucket), Some(key)) => {
-            report_url = Some(format!("s3://{bucket}/{key}"));
-            let report = read_report(env, bucket, key).await?;
+    match report {
+        Some(report) => {
             let m = report.get("metrics").cloned().unwrap_or(Value::Null);
-            let num = |k: &str| m.get(k).and_then(Value::as_u64);
             for (k, want) in [
                 ("total_tasks", total),
                 ("completed_tasks", completed),
@@ -113,16 +129,15 @@ pub async fn check(
                 ("failed_permanent_tasks", failed_permanent),
                 ("correct_tasks", correct),
             ] {
-                if num(k) != Some(want) {
+                if m.get(k).and_then(Value::as_u64) != Some(want) {
                     p.push(format!("report metrics.{k} = {:?}, tasks table says {want}", m.get(k)));
                 }
             }
             let report_cost = m.get("total_cost_usd").and_then(|v| parse_decimal(&v.to_string()));
             if report_cost != Some(tasks_cost) {
                 p.push(format!(
-                    "report metrics.total_cost_usd = {:?}, tasks table sums to {}",
-                    m.get("total_cost_usd"),
-                    decimal_to_json(tasks_cost)
+                    "report metrics.total_cost_usd = {:?}, tasks table sums to {tasks_cost}",
+                    m.get("total_cost_usd")
                 ));
             }
             let rows = report.get("tasks").and_then(Value::as_array).map_or(0, Vec::len) as u64;
@@ -130,11 +145,10 @@ pub async fn check(
                 p.push(format!("report lists {rows} tasks, tasks table holds {total}"));
             }
         }
-        (Some(_), None) => p.push("the run record names no results_s3_key".to_owned()),
-        (None, _) => p.push("no S3 bucket configured: no report to check".to_owned()),
+        None => p.push("no S3 report (no S3_BUCKET, or the run names no results_s3_key)".to_owned()),
     }
 
-    Ok(Final { run, tasks, completed, failed_permanent, correct, tasks_cost, report_url, problems: p })
+    Final { run, tasks, completed, failed_permanent, correct, tasks_cost, report_url, problems: p }
 }
 
 async fn read_report(env: &Env, bucket: &str, key: &str) -> Result<Value, ArcError> {
@@ -155,4 +169,119 @@ async fn read_report(env: &Env, bucket: &str, key: &str) -> Result<Value, ArcErr
         .into_bytes();
     serde_json::from_slice(&bytes)
         .map_err(|e| ArcError::CorruptItem { key: format!("s3://{bucket}/{key}"), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arc_shared::records::{s, Item};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::json;
+    use std::str::FromStr;
+
+    fn dec(v: &str) -> Decimal {
+        Decimal::from_str(v).unwrap()
+    }
+
+    fn task(id: &str, status: &str, cost: Option<&str>) -> TaskRecord {
+        let mut item: Item = [("run_id", s("r")), ("task_id", s(id)), ("status", s(status))]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        if let Some(c) = cost {
+            item.insert("cost_usd".into(), AttributeValue::N(c.into()));
+            item.insert("is_correct".into(), AttributeValue::Bool(true));
+        }
+        TaskRecord::from_item(item).unwrap()
+    }
+
+    fn run(status: &str, total: u64, completed: u64, failed: u64, cost: &str) -> RunRecord {
+        let item: Item = [
+            ("run_id", s("r")),
+            ("status", s(status)),
+            ("total_tasks", AttributeValue::N(total.to_string())),
+            ("completed_tasks", AttributeValue::N(completed.to_string())),
+            ("failed_tasks", AttributeValue::N(failed.to_string())),
+            ("total_cost_usd", AttributeValue::N(cost.into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        RunRecord::from_item(item).unwrap()
+    }
+
+    fn report(completed: u64, failed: u64, cost: &str, rows: usize) -> Value {
+        let cost: Value = serde_json::from_str(cost).unwrap();
+        json!({
+            "metrics": {"total_tasks": completed + failed, "completed_tasks": completed, "failed_tasks": failed,
+                        "failed_permanent_tasks": failed, "correct_tasks": completed, "total_cost_usd": cost},
+            "tasks": vec![json!({}); rows],
+        })
+    }
+
+    fn ledger(costs: &[(&str, &str)]) -> Ledger {
+        Ledger {
+            expected_tasks: 3,
+            costs: costs.iter().map(|(t, c)| ((*t).to_owned(), dec(c))).collect(),
+            completed_twice: vec![],
+        }
+    }
+
+    fn world() -> (RunRecord, Vec<TaskRecord>, Value, Ledger) {
+        (
+            run("COMPLETED_WITH_ERRORS", 3, 2, 1, "0.30000000000000000001"),
+            vec![
+                task("a", "COMPLETED", Some("0.1")),
+                task("b", "COMPLETED", Some("0.20000000000000000001")),
+                task("c", "FAILED_PERMANENT", None),
+            ],
+            report(2, 1, "0.30000000000000000001", 3),
+            ledger(&[("a", "0.1"), ("b", "0.20000000000000000001")]),
+        )
+    }
+
+    #[test]
+    fn matching_books_have_no_problems() {
+        let (r, t, rep, l) = world();
+        let f = compare(r, t, Some(&rep), None, &l);
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        assert_eq!((f.completed, f.failed_permanent, f.correct), (2, 1, 2));
+        assert_eq!(f.tasks_cost, dec("0.30000000000000000001"));
+    }
+
+    #[test]
+    fn a_cost_off_by_the_last_digit_is_a_problem_everywhere_it_shows() {
+        let (_, t, _, l) = world();
+        let r = run("COMPLETED_WITH_ERRORS", 3, 2, 1, "0.3");
+        let rep = report(2, 1, "0.3", 3);
+        let f = compare(r, t, Some(&rep), None, &l);
+        assert!(f.problems.iter().any(|p| p.starts_with("run record total_cost_usd")), "{:?}", f.problems);
+        assert!(f.problems.iter().any(|p| p.starts_with("report metrics.total_cost_usd")), "{:?}", f.problems);
+    }
+
+    #[test]
+    fn open_tasks_wrong_counts_and_a_short_report_are_problems() {
+        let (_, mut t, _, l) = world();
+        t[2] = task("c", "FAILED", None);
+        let r = run("COMPLETED", 3, 3, 0, "0.30000000000000000001");
+        let rep = report(2, 0, "0.30000000000000000001", 2);
+        let f = compare(r, t, Some(&rep), None, &l);
+        let text = f.problems.join("\n");
+        assert!(text.contains("still open: c=FAILED"), "{text}");
+        assert!(text.contains("report lists 2 tasks"), "{text}");
+        assert!(text.contains("run record completed_tasks = 3, tasks table says 2"), "{text}");
+    }
+
+    #[test]
+    fn the_ledger_must_match_each_task_and_no_report_is_a_problem() {
+        let (r, t, _, _) = world();
+        let mut l = ledger(&[("a", "0.1"), ("b", "0.2")]);
+        l.completed_twice.push("a".into());
+        let f = compare(r, t, None, None, &l);
+        let text = f.problems.join("\n");
+        assert!(text.contains("workers charged 0.3 in all"), "{text}");
+        assert!(text.contains("task b cost"), "{text}");
+        assert!(text.contains("completed by two workers: a"), "{text}");
+        assert!(text.contains("no S3 report"), "{text}");
+    }
 }

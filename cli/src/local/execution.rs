@@ -7,11 +7,37 @@ use super::worker::{run_job, JobOutcome, WorkerSim};
 use crate::exit::CliError;
 use arc_handlers::{aggregate, complete, initialize};
 use arc_shared::runtime::Env;
+use arc_shared::ArcError;
 use futures::stream::{self, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Attempts of one handler call when AWS (the emulator) is throttled or unreachable, as the
+/// state machine's `Retry` on `DependencyUnavailable` would make them.
+const HANDLER_ATTEMPTS: u32 = 4;
+
+/// Calls a handler, retrying `DependencyUnavailable` with a short exponential backoff. Every
+/// handler is idempotent for a repeated event, so a retry is safe.
+pub async fn call_handler<F, Fut>(mut call: F) -> Result<Value, ArcError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Value, ArcError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(ArcError::DependencyUnavailable { .. }) if attempt < HANDLER_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// What one execution did.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +98,7 @@ impl Runner {
             }
             None => return Err(CliError::failed(format!("execution {execution_arn}: input is not a JSON object"))),
         }
-        let init = initialize::handle(self.env.clone(), input).await?;
+        let init = call_handler(|| initialize::handle(self.env.clone(), input.clone())).await?;
         let run_id = init.get("run_id").and_then(Value::as_str).unwrap_or_default().to_owned();
         let task_ids: Vec<String> = init
             .get("task_ids")
@@ -109,13 +135,10 @@ impl Runner {
         }
         progress.finish();
 
-        let aggregation =
-            aggregate::handle(self.env.clone(), json!({"run_id": run_id, "execution_arn": execution_arn})).await?;
-        let done = complete::handle(
-            self.env.clone(),
-            json!({"run_id": run_id, "aggregation": aggregation, "execution_arn": execution_arn}),
-        )
-        .await?;
+        let event = json!({"run_id": run_id, "execution_arn": execution_arn});
+        let aggregation = call_handler(|| aggregate::handle(self.env.clone(), event.clone())).await?;
+        let event = json!({"run_id": run_id, "aggregation": aggregation, "execution_arn": execution_arn});
+        let done = call_handler(|| complete::handle(self.env.clone(), event.clone())).await?;
         report.run_status = done.get("status").and_then(Value::as_str).unwrap_or("?").to_owned();
         Ok(report)
     }
@@ -128,5 +151,35 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn handler_calls_retry_only_when_aws_is_unavailable() {
+        let calls = AtomicU32::new(0);
+        let out = call_handler(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(ArcError::DependencyUnavailable { operation: "UpdateItem".into(), message: "throttled".into() })
+            } else {
+                Ok(json!({"ok": true}))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((out, calls.load(Ordering::SeqCst)), (json!({"ok": true}), 2));
+
+        let calls = AtomicU32::new(0);
+        let err = call_handler(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ArcError::RunNotFound("r".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!((err.error_type(), calls.load(Ordering::SeqCst)), ("RunNotFound", 1));
     }
 }

@@ -216,7 +216,12 @@ async fn lifecycle(
         print_round(&env, &run_id, &reports).await?;
     }
 
-    let fin = accounting::check(&env, &run_id, opts.tasks, &runner.ledger(), &runner.completed_twice()).await?;
+    let ledger = accounting::Ledger {
+        expected_tasks: opts.tasks,
+        costs: runner.ledger(),
+        completed_twice: runner.completed_twice(),
+    };
+    let fin = accounting::check(&env, &run_id, &ledger).await?;
     print_final(&fin, round, retry_executions);
     if fin.problems.is_empty() {
         emit(&format!(

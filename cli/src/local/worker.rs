@@ -3,6 +3,7 @@
 //! `is_correct` and `result_s3_key`, or exit non-zero, which Step Functions delivers to
 //! handle_error as `States.TaskFailed` with the Batch job description as the Cause.
 
+use super::execution::call_handler;
 use super::prng::Prng;
 use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
@@ -81,7 +82,7 @@ pub async fn run_job(
             "task_id": task_id,
             "error": {"Error": "States.TaskFailed", "Cause": cause.to_string()},
         });
-        let out = arc_handlers::handle_error::handle(env.clone(), event).await?;
+        let out = call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
         let permanent = out.get("status").and_then(Value::as_str) == Some("FAILED_PERMANENT");
         return Ok(JobOutcome::Failed { permanent });
     }
