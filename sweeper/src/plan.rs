@@ -351,6 +351,30 @@ mod tests {
         }
 
         #[test]
+        fn split_partitions_every_task_and_groups_by_run(
+            tasks in proptest::collection::vec(("r[0-3]", "t[0-9]{1,3}", 1u32..6, proptest::option::of(0i64..40_000)), 0..60),
+            ignore in any::<bool>(),
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            let input: Vec<FailedTask> = tasks
+                .into_iter()
+                .filter(|(r, t, _, _)| seen.insert((r.clone(), t.clone())))
+                .map(|(r, t, rc, ago)| task(&r, &t, rc, ago.map(|a| t0() - Duration::seconds(a))))
+                .collect();
+            let (due, later) = split_due(input.clone(), t0(), &backoff(), ignore);
+            let n_due: usize = due.values().map(Vec::len).sum();
+            prop_assert_eq!(n_due + later.len(), input.len());
+            if ignore {
+                prop_assert!(later.is_empty());
+            }
+            for (run, list) in &due {
+                prop_assert!(list.iter().all(|d| &d.task.run_id == run));
+                prop_assert!(list.windows(2).all(|w| w[0].task.task_id < w[1].task.task_id));
+                prop_assert!(ignore || list.iter().all(|d| d.due_at.is_none_or(|at| at <= t0())));
+            }
+        }
+
+        #[test]
         fn fit_respects_both_bounds(sizes in proptest::collection::vec(1usize..60, 1..12), max in 1usize..300) {
             let cands: Vec<Candidate> = sizes.iter().enumerate().map(|(i, n)| cand(&format!("r{i}"), *n, 8, t0())).collect();
             let total: usize = sizes.iter().sum();
