@@ -42,8 +42,9 @@ impl Request {
 }
 
 pub async fn sweep(ctx: &Ctx, req: Request, invoke: Option<&str>) -> Result<(), CliError> {
-    if let Some(run_id) = &req.run_id {
-        // A run that does not exist is exit 3, not an empty sweep.
+    if let (Some(run_id), None) = (&req.run_id, invoke) {
+        // A run that does not exist is exit 3, not an empty sweep. (The deployed sweeper answers
+        // RunNotFound itself, so --invoke needs no DynamoDB access here.)
         ctx.tables().require_run(run_id.as_str()).await?;
     }
     let request = req.to_json();
@@ -103,11 +104,25 @@ async fn invoke_sweeper(ctx: &Ctx, function: &str, request: &Value) -> Result<Va
         _ => CliError::failed(format!("Invoke {function}: {}", arc_shared::error::describe_sdk_error(&e))),
     })?;
     let body = out.payload().map(|b| String::from_utf8_lossy(b.as_ref()).into_owned()).unwrap_or_default();
-    if let Some(kind) = out.function_error() {
-        return Err(CliError::failed(format!("the sweeper {function} failed ({kind}): {body}")));
+    if out.function_error().is_some() {
+        return Err(function_error(function, &body));
     }
     serde_json::from_str(&body)
         .map_err(|e| CliError::failed(format!("the sweeper {function} answered non-JSON ({e}): {body}")))
+}
+
+/// The Lambda's error payload `{errorType, errorMessage}` as a CLI error: the sweeper's stable
+/// error types keep their exit codes (RunNotFound → 3, InvalidInput → 2).
+fn function_error(function: &str, body: &str) -> CliError {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let kind = v.get("errorType").and_then(Value::as_str).unwrap_or("Unhandled");
+    let message = v.get("errorMessage").and_then(Value::as_str).unwrap_or(body);
+    let text = format!("the sweeper {function} failed: {kind}: {message}");
+    match kind {
+        "RunNotFound" | "TaskNotFound" => CliError::NotFound(text),
+        "InvalidInput" => CliError::Usage(text),
+        _ => CliError::Failed(text),
+    }
 }
 
 /// A JSON value as table text: strings bare, null as `-`.
@@ -201,6 +216,18 @@ mod tests {
         assert_eq!(parsed.max_tasks, Some(5));
         // No flags is still a manual sweep, never mistaken for a scheduled one.
         assert_eq!(parse_request(Request::default().to_json()).unwrap().trigger, arc_sweeper::Trigger::Manual);
+    }
+
+    #[test]
+    fn lambda_errors_keep_their_exit_codes() {
+        let e = function_error("sw", r#"{"errorType":"RunNotFound","errorMessage":"run run-x not found"}"#);
+        assert_eq!(e.code(), crate::exit::NOT_FOUND);
+        assert!(e.to_string().contains("run run-x not found"), "{e}");
+        let e = function_error("sw", r#"{"errorType":"InvalidInput","errorMessage":"dryrun: unknown field"}"#);
+        assert_eq!(e.code(), crate::exit::USAGE);
+        let e = function_error("sw", "Task timed out after 900.00 seconds");
+        assert_eq!(e.code(), crate::exit::FAILED);
+        assert!(e.to_string().contains("Task timed out"), "{e}");
     }
 
     #[test]
