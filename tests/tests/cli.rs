@@ -335,5 +335,13 @@ async fn arc_local_runs_a_small_lifecycle_to_matching_totals() {
     assert_eq!(out.code, 2, "{out:?}");
     let out = run("arc-local", &env, &["--failure-rate", "2"]);
     assert_eq!(out.code, 2, "{out:?}");
+    // Malformed configuration fails before anything is started, naming the variable.
+    let bad = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
+        ("MAX_RETRIES".to_owned(), "abc".to_owned()),
+    ];
+    let out = run("arc-local", &bad, &["--tasks", "2"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("MAX_RETRIES"), "{}", out.stderr);
     assert!(repo_root().join("scripts/moto.sh").exists());
 }

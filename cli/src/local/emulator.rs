@@ -113,12 +113,22 @@ pub struct Resources {
     pub state_machine_arn: String,
 }
 
+impl Resources {
+    /// The names of the resources of lifecycle `suffix`.
+    pub fn named(suffix: &str, state_machine_arn: &str) -> Self {
+        Self {
+            runs_table: format!("arc_local_runs_{suffix}"),
+            tasks_table: format!("arc_local_tasks_{suffix}"),
+            bucket: format!("arc-local-results-{suffix}"),
+            state_machine_name: format!("arc-local-{suffix}"),
+            state_machine_arn: state_machine_arn.to_owned(),
+        }
+    }
+}
+
 /// Creates the tables, the bucket and the state machine.
 pub async fn create_resources(clients: &Clients, suffix: &str) -> Result<Resources, CliError> {
-    let runs_table = format!("arc_local_runs_{suffix}");
-    let tasks_table = format!("arc_local_tasks_{suffix}");
-    let bucket = format!("arc-local-results-{suffix}");
-    let state_machine_name = format!("arc-local-{suffix}");
+    let Resources { runs_table, tasks_table, bucket, state_machine_name, .. } = Resources::named(suffix, "");
     schema::create_tables(&clients.dynamodb, &runs_table, &tasks_table).await?;
     clients.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| {
         CliError::failed(format!("CreateBucket {bucket}: {}", arc_shared::error::describe_sdk_error(&e)))

@@ -88,6 +88,8 @@ fn parse_config(s: &str) -> Result<ConfigName, String> {
 /// Runs the lifecycle; stops the emulator it started unless `--keep`.
 pub async fn run(opts: Options) -> Result<(), CliError> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    // A malformed MAX_RETRIES & co. fails here, before anything is started.
+    local_config(&Resources::named(&suffix, "arn:aws:states:us-east-1:123456789012:stateMachine:check"))?;
     let emu = Emulator::start_or_attach(&suffix)?;
     let mut resources = None;
     // Ctrl-C still stops the emulator we started (moto runs in the background, out of reach of
@@ -131,13 +133,7 @@ async fn lifecycle(
     let res = emulator::create_resources(&clients, suffix).await?;
     *resources = Some(res.clone());
 
-    let overrides: HashMap<&str, String> = HashMap::from([
-        ("RUNS_TABLE", res.runs_table.clone()),
-        ("TASKS_TABLE", res.tasks_table.clone()),
-        ("S3_BUCKET", res.bucket.clone()),
-        ("STATE_MACHINE_ARN", res.state_machine_arn.clone()),
-    ]);
-    let config = Config::from_lookup(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
+    let config = local_config(&res)?;
     let clock = Arc::new(CompressedClock::new());
     let env = Arc::new(Env { config: config.clone(), clients: clients.clone(), clock: clock.clone() });
     let deps = SweepDeps {
@@ -235,6 +231,18 @@ async fn lifecycle(
     } else {
         Err(CliError::Accounting(fin.problems))
     }
+}
+
+/// The Lambdas' configuration for `res`: the resource names are ours, everything else
+/// (MAX_RETRIES, SWEEPER_*, NON_RETRYABLE_ERRORS…) comes from the environment.
+fn local_config(res: &Resources) -> Result<Config, CliError> {
+    let overrides: HashMap<&str, String> = HashMap::from([
+        ("RUNS_TABLE", res.runs_table.clone()),
+        ("TASKS_TABLE", res.tasks_table.clone()),
+        ("S3_BUCKET", res.bucket.clone()),
+        ("STATE_MACHINE_ARN", res.state_machine_arn.clone()),
+    ]);
+    Ok(Config::from_lookup(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))?)
 }
 
 /// `n` distinct ARC-style task ids (8 hex digits), from the seed.
