@@ -34,6 +34,9 @@ pub struct Ledger {
     pub costs: BTreeMap<String, Decimal>,
     /// Tasks two workers completed.
     pub completed_twice: Vec<String>,
+    /// Failed jobs per task: each must be counted once in `retry_count`, however often its
+    /// failure was delivered.
+    pub failures: BTreeMap<String, u32>,
 }
 
 /// Reads the run, its tasks and its S3 report, and compares them.
@@ -114,6 +117,16 @@ pub fn compare(
                 t.task_id,
                 t.cost_usd,
                 ledger.costs.get(&t.task_id)
+            ));
+        }
+    }
+
+    for t in &tasks {
+        let failed_jobs = ledger.failures.get(&t.task_id).copied().unwrap_or(0);
+        if t.retry_count != failed_jobs {
+            p.push(format!(
+                "task {} has retry_count {}, but {failed_jobs} of its jobs failed",
+                t.task_id, t.retry_count
             ));
         }
     }
@@ -224,6 +237,7 @@ mod tests {
             expected_tasks: 3,
             costs: costs.iter().map(|(t, c)| ((*t).to_owned(), dec(c))).collect(),
             completed_twice: vec![],
+            failures: BTreeMap::new(),
         }
     }
 
@@ -283,5 +297,17 @@ mod tests {
         assert!(text.contains("task b cost"), "{text}");
         assert!(text.contains("completed by two workers: a"), "{text}");
         assert!(text.contains("no S3 report"), "{text}");
+    }
+
+    #[test]
+    fn retry_count_must_equal_the_failed_jobs_however_often_they_were_delivered() {
+        let (r, mut t, rep, mut l) = world();
+        t[2].retry_count = 3;
+        l.failures.insert("c".into(), 3);
+        assert!(compare(r.clone(), t.clone(), Some(&rep), None, &l).problems.is_empty());
+        // A failure counted twice (a redelivery not recognised) shows as a mismatch.
+        t[2].retry_count = 4;
+        let f = compare(r, t, Some(&rep), None, &l);
+        assert_eq!(f.problems, vec!["task c has retry_count 4, but 3 of its jobs failed".to_owned()]);
     }
 }

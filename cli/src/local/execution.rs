@@ -48,6 +48,8 @@ pub struct ExecutionReport {
     pub failed_retryable: u64,
     pub failed_permanent: u64,
     pub not_claimed: u64,
+    /// Failures delivered to handle_error twice.
+    pub redelivered: u64,
     /// Complete's final run status.
     pub run_status: String,
 }
@@ -61,6 +63,8 @@ pub struct Runner {
     ledger: Mutex<BTreeMap<String, Decimal>>,
     /// Tasks a worker completed twice: the accounting check reports them.
     completed_twice: Mutex<Vec<String>>,
+    /// Failed jobs per task.
+    failures: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Runner {
@@ -71,6 +75,7 @@ impl Runner {
             concurrency: concurrency.max(1),
             ledger: Mutex::new(BTreeMap::new()),
             completed_twice: Mutex::new(Vec::new()),
+            failures: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -80,6 +85,16 @@ impl Runner {
 
     pub fn completed_twice(&self) -> Vec<String> {
         self.completed_twice.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn failures(&self) -> BTreeMap<String, u32> {
+        self.failures.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn record_failure(&self, task_id: String) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(task_id).or_default() += 1;
+        }
     }
 
     /// Runs the execution `execution_arn` whose Initialize input is `input` (the execution's
@@ -127,8 +142,15 @@ impl Runner {
                     report.completed += 1;
                     self.record(task_id, cost_usd);
                 }
-                JobOutcome::Failed { permanent: true } => report.failed_permanent += 1,
-                JobOutcome::Failed { permanent: false } => report.failed_retryable += 1,
+                JobOutcome::Failed { permanent, redelivered } => {
+                    if permanent {
+                        report.failed_permanent += 1;
+                    } else {
+                        report.failed_retryable += 1;
+                    }
+                    report.redelivered += u64::from(redelivered);
+                    self.record_failure(task_id);
+                }
                 JobOutcome::NotClaimed => report.not_claimed += 1,
             }
             progress.tick();

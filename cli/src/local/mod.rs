@@ -144,7 +144,7 @@ async fn lifecycle(
         settings: SweepSettings::from_config(&config)?,
         fault: arc_sweeper::Fault::None,
     };
-    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6 };
+    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6, redeliver_rate: 0.1 };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
         + chrono::Duration::minutes(1);
@@ -216,6 +216,7 @@ async fn lifecycle(
         expected_tasks: opts.tasks,
         costs: runner.ledger(),
         completed_twice: runner.completed_twice(),
+        failures: runner.failures(),
     };
     let fin = accounting::check(&env, &run_id, &ledger).await?;
     print_final(&fin, round, retry_executions);
@@ -333,11 +334,12 @@ async fn status_counts(env: &Env, run_id: &str) -> Result<BTreeMap<String, u64>,
 async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Result<(), CliError> {
     for r in reports {
         emit(&format!(
-            "  {} job(s): {} completed, {} failed (retry scheduled), {} failed permanently{}; run now {}",
+            "  {} job(s): {} completed, {} failed (retry scheduled), {} failed permanently{}{}; run now {}",
             r.jobs,
             r.completed,
             r.failed_retryable,
             r.failed_permanent,
+            if r.redelivered > 0 { format!(" ({} failure(s) delivered twice)", r.redelivered) } else { String::new() },
             if r.not_claimed > 0 { format!(", {} not claimed", r.not_claimed) } else { String::new() },
             r.run_status
         ));

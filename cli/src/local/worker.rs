@@ -21,8 +21,8 @@ pub enum JobOutcome {
     /// COMPLETED with this cost.
     Completed { cost_usd: Decimal, correct: bool },
     /// The job failed; handle_error answered `RETRY_SCHEDULED` (stored FAILED) or
-    /// `FAILED_PERMANENT`.
-    Failed { permanent: bool },
+    /// `FAILED_PERMANENT`. `redelivered`: the failure event was delivered twice.
+    Failed { permanent: bool, redelivered: bool },
     /// The task was not PENDING, so this job did not claim it (as the real worker exits).
     NotClaimed,
 }
@@ -34,6 +34,9 @@ pub struct WorkerSim {
     pub failure_rate: f64,
     /// Of the jobs that complete, the share that solve the task.
     pub accuracy: f64,
+    /// Of the failures, the share delivered to handle_error twice (Step Functions delivers at
+    /// least once); each failed job must still be counted once.
+    pub redeliver_rate: f64,
 }
 
 /// Ways a simulated job fails, with the Batch status reason and the container exit code.
@@ -84,7 +87,11 @@ pub async fn run_job(
         });
         let out = call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
         let permanent = out.get("status").and_then(Value::as_str) == Some("FAILED_PERMANENT");
-        return Ok(JobOutcome::Failed { permanent });
+        let redelivered = rng.chance(sim.redeliver_rate);
+        if redelivered {
+            call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
+        }
+        return Ok(JobOutcome::Failed { permanent, redelivered });
     }
 
     let cost_usd = Decimal::new(rng.range(1_000, 500_000) as i64, 6);
