@@ -14,12 +14,10 @@ pub struct Found {
 }
 
 impl Found {
-    fn push_items(&mut self, items: Vec<Item>) {
-        for item in items {
-            match TaskRecord::from_item(item) {
-                Ok(t) => self.tasks.push(t),
-                Err(e) => self.corrupt.push(e),
-            }
+    fn push(&mut self, item: Item) {
+        match TaskRecord::from_item(item) {
+            Ok(t) => self.tasks.push(t),
+            Err(e) => self.corrupt.push(e),
         }
     }
 }
@@ -57,7 +55,7 @@ pub async fn by_status(
             .send()
             .await
             .map_err(|e| ArcError::from_sdk("Query status-index", e))?;
-        found.push_items(out.items.unwrap_or_default());
+        out.items.unwrap_or_default().into_iter().for_each(|item| found.push(item));
         match out.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
             _ => return Ok(found),
@@ -68,23 +66,11 @@ pub async fn by_status(
 /// Every task of one run (strongly consistent), every page.
 pub async fn run_partition(tables: &Tables, run_id: &str) -> Result<Found, ArcError> {
     let mut found = Found::default();
-    let mut start: Option<Item> = None;
-    loop {
-        let out = tables
-            .db
-            .query()
-            .table_name(&tables.tasks)
-            .key_condition_expression("run_id = :run")
-            .expression_attribute_values(":run", s(run_id))
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| ArcError::from_sdk("Query tasks", e))?;
-        found.push_items(out.items.unwrap_or_default());
-        match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(found),
-        }
-    }
+    tables
+        .for_each_task_item(run_id, |item| {
+            found.push(item);
+            Ok(())
+        })
+        .await?;
+    Ok(found)
 }

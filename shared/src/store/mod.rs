@@ -99,9 +99,8 @@ impl Tables {
         out.item.map(TaskRecord::from_item).transpose()
     }
 
-    /// Every task of a run, page by page (strongly consistent), handed to `f` one record at
-    /// a time so that callers keep only what they need.
-    pub async fn for_each_task(&self, run_id: &str, mut f: impl FnMut(TaskRecord) -> Result<()>) -> Result<()> {
+    /// Every task item of a run, page by page (strongly consistent), handed to `f` raw.
+    pub async fn for_each_task_item(&self, run_id: &str, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -116,13 +115,19 @@ impl Tables {
                 .await
                 .map_err(|e| ArcError::from_sdk("Query tasks", e))?;
             for item in out.items.unwrap_or_default() {
-                f(TaskRecord::from_item(item)?)?;
+                f(item)?;
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Every task of a run, page by page (strongly consistent), handed to `f` one record at
+    /// a time so that callers keep only what they need.
+    pub async fn for_each_task(&self, run_id: &str, mut f: impl FnMut(TaskRecord) -> Result<()>) -> Result<()> {
+        self.for_each_task_item(run_id, |item| f(TaskRecord::from_item(item)?)).await
     }
 
     /// Every task of a run, collected.
