@@ -38,6 +38,8 @@ resource "aws_dynamodb_table" "runs" {
     enabled = true
   }
 
+  deletion_protection_enabled = var.table_deletion_protection
+
   tags = local.tags
 }
 
@@ -83,6 +85,8 @@ resource "aws_dynamodb_table" "tasks" {
   server_side_encryption {
     enabled = true
   }
+
+  deletion_protection_enabled = var.table_deletion_protection
 
   tags = local.tags
 }

@@ -27,6 +27,12 @@ variable "create_tables" {
   default     = true
 }
 
+variable "table_deletion_protection" {
+  description = "DynamoDB deletion protection on the tables this module creates: `terraform destroy` (or a rename) cannot delete a table holding the benchmark history until this is set to false and applied."
+  type        = bool
+  default     = true
+}
+
 variable "runs_table_name" {
   description = "Name of the runs table (hash key `run_id`, GSI `config-created-index`)."
   type        = string

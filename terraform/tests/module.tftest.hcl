@@ -133,9 +133,9 @@ run "defaults" {
 
   assert {
     condition = alltrue([for t in [aws_dynamodb_table.runs[0], aws_dynamodb_table.tasks[0]] :
-      t.billing_mode == "PAY_PER_REQUEST" && t.point_in_time_recovery[0].enabled && t.server_side_encryption[0].enabled
+      t.billing_mode == "PAY_PER_REQUEST" && t.point_in_time_recovery[0].enabled && t.server_side_encryption[0].enabled && t.deletion_protection_enabled
     ])
-    error_message = "on-demand, PITR, SSE on both tables"
+    error_message = "on-demand, PITR, SSE and deletion protection on both tables"
   }
 
   assert {

@@ -78,6 +78,9 @@ module "arc_orchestrator" {
   runs_table_name     = "arc_benchmark_runs_local"
   tasks_table_name    = "arc_task_progress_local"
 
+  # The check destroys what it applied.
+  table_deletion_protection = false
+
   # Dummy ARNs: nothing is submitted to Batch locally.
   batch_job_queue_arn      = "arn:aws:batch:us-east-1:123456789012:job-queue/arc-benchmark-local"
   batch_job_definition_arn = "arn:aws:batch:us-east-1:123456789012:job-definition/arc-benchmark-worker:1"

@@ -63,6 +63,9 @@ module "arc_orchestrator" {
   runs_table_name  = "arc_benchmark_runs_sandbox_teal"
   tasks_table_name = "arc_task_progress_sandbox_teal"
 
+  # A sandbox is meant to be torn down with `terraform destroy`.
+  table_deletion_protection = false
+
   batch_job_queue_arn      = var.batch_job_queue_arn
   batch_job_definition_arn = var.batch_job_definition_arn
   map_max_concurrency      = 5
