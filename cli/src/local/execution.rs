@@ -50,6 +50,8 @@ pub struct ExecutionReport {
     pub not_claimed: u64,
     /// Failures delivered to handle_error twice.
     pub redelivered: u64,
+    /// Failures the worker recorded itself before handle_error (the Python worker's way).
+    pub self_reported: u64,
     /// Complete's final run status.
     pub run_status: String,
 }
@@ -142,13 +144,14 @@ impl Runner {
                     report.completed += 1;
                     self.record(task_id, cost_usd);
                 }
-                JobOutcome::Failed { permanent, redelivered } => {
+                JobOutcome::Failed { permanent, redelivered, self_reported } => {
                     if permanent {
                         report.failed_permanent += 1;
                     } else {
                         report.failed_retryable += 1;
                     }
                     report.redelivered += u64::from(redelivered);
+                    report.self_reported += u64::from(self_reported);
                     self.record_failure(task_id);
                 }
                 JobOutcome::NotClaimed => report.not_claimed += 1,

@@ -144,7 +144,13 @@ async fn lifecycle(
         settings: SweepSettings::from_config(&config)?,
         fault: arc_sweeper::Fault::None,
     };
-    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6, redeliver_rate: 0.1 };
+    let sim = WorkerSim {
+        seed,
+        failure_rate: opts.failure_rate,
+        accuracy: 0.6,
+        redeliver_rate: 0.1,
+        self_reporting_rate: 0.25,
+    };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
         + chrono::Duration::minutes(1);
@@ -339,7 +345,7 @@ async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Re
             r.completed,
             r.failed_retryable,
             r.failed_permanent,
-            if r.redelivered > 0 { format!(" ({} failure(s) delivered twice)", r.redelivered) } else { String::new() },
+            failure_notes(r),
             if r.not_claimed > 0 { format!(", {} not claimed", r.not_claimed) } else { String::new() },
             r.run_status
         ));
@@ -347,6 +353,22 @@ async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Re
     let counts = status_counts(env, run_id).await?;
     emit(&view::status_table(&counts).render());
     Ok(())
+}
+
+/// `(3 recorded by the worker itself, 1 delivered twice)`, or nothing.
+fn failure_notes(r: &ExecutionReport) -> String {
+    let mut notes = Vec::new();
+    if r.self_reported > 0 {
+        notes.push(format!("{} recorded by the worker itself", r.self_reported));
+    }
+    if r.redelivered > 0 {
+        notes.push(format!("{} delivered twice", r.redelivered));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
+    }
 }
 
 fn print_final(fin: &Final, rounds: u32, retry_executions: u64) {

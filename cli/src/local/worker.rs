@@ -22,7 +22,8 @@ pub enum JobOutcome {
     Completed { cost_usd: Decimal, correct: bool },
     /// The job failed; handle_error answered `RETRY_SCHEDULED` (stored FAILED) or
     /// `FAILED_PERMANENT`. `redelivered`: the failure event was delivered twice.
-    Failed { permanent: bool, redelivered: bool },
+    /// `self_reported`: the worker recorded the failure itself first (the Python worker's way).
+    Failed { permanent: bool, redelivered: bool, self_reported: bool },
     /// The task was not PENDING, so this job did not claim it (as the real worker exits).
     NotClaimed,
 }
@@ -37,6 +38,10 @@ pub struct WorkerSim {
     /// Of the failures, the share delivered to handle_error twice (Step Functions delivers at
     /// least once); each failed job must still be counted once.
     pub redeliver_rate: f64,
+    /// Of the failures, the share where the worker records its own failure before exiting
+    /// non-zero, as the Python worker does (status FAILED, `retry_count` + 1): handle_error
+    /// must annotate it, not count it again.
+    pub self_reporting_rate: f64,
 }
 
 /// Ways a simulated job fails, with the Batch status reason and the container exit code.
@@ -79,6 +84,10 @@ pub async fn run_job(
 
     if rng.chance(sim.failure_rate) {
         let (reason, exit_code) = FAILURES[rng.range(0, FAILURES.len() as u64 - 1) as usize];
+        let self_reported = rng.chance(sim.self_reporting_rate);
+        if self_reported {
+            record_own_failure(&tables, key, &job_id, reason, &format_ts(env.clock.now())).await?;
+        }
         let cause = batch_job_description(&job_id, task_id, reason, exit_code);
         let event = json!({
             "run_id": run_id,
@@ -91,7 +100,7 @@ pub async fn run_job(
         if redelivered {
             call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
         }
-        return Ok(JobOutcome::Failed { permanent, redelivered });
+        return Ok(JobOutcome::Failed { permanent, redelivered, self_reported });
     }
 
     let cost_usd = Decimal::new(rng.range(1_000, 500_000) as i64, 6);
@@ -127,6 +136,28 @@ pub async fn run_job(
         .await
         .map_err(|e| ArcError::from_sdk("UpdateItem tasks (complete)", e))?;
     Ok(JobOutcome::Completed { cost_usd, correct })
+}
+
+/// What the Python worker writes when its task fails, before it exits non-zero.
+async fn record_own_failure(
+    tables: &Tables,
+    key: arc_shared::records::Item,
+    job_id: &str,
+    reason: &str,
+    now: &str,
+) -> Result<(), ArcError> {
+    UpdateExpr::new()
+        .set("status", s("FAILED"))
+        .add("retry_count", n(1))
+        .set("error", s(reason))
+        .set("updated_at", s(now))
+        .expect_eq("status", s("IN_PROGRESS"))
+        .expect_eq("worker_id", s(job_id))
+        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(key)))
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("UpdateItem tasks (worker failure)", e))?;
+    Ok(())
 }
 
 /// The Batch job description a `.sync` task puts in the Cause of `States.TaskFailed`.
