@@ -5,9 +5,10 @@
 pub mod runtime_api;
 
 use arc_shared::runtime::Env;
-use arc_shared::store::{schema, Clients, Tables};
+use arc_shared::store::{schema, Clients, Tables, UpdateExpr};
 use arc_shared::time::{Clock, SystemClock};
 use arc_shared::Config;
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -133,6 +134,25 @@ impl TestEnv {
             v.push(("S3_BUCKET".to_owned(), b.clone()));
         }
         v
+    }
+
+    /// Sets attributes of one task as another writer (the Python worker, an operator) would.
+    pub async fn set_task(&self, run_id: &str, task_id: &str, attrs: &[(&str, AttributeValue)]) {
+        self.set_attrs(&self.config.tasks_table, Tables::task_key(run_id, task_id), attrs).await;
+    }
+
+    /// Sets attributes of one run as another writer would.
+    pub async fn set_run(&self, run_id: &str, attrs: &[(&str, AttributeValue)]) {
+        self.set_attrs(&self.config.runs_table, Tables::run_key(run_id), attrs).await;
+    }
+
+    async fn set_attrs(&self, table: &str, key: arc_shared::records::Item, attrs: &[(&str, AttributeValue)]) {
+        let update = attrs.iter().fold(UpdateExpr::new(), |u, (k, v)| u.set(k, v.clone()));
+        update
+            .apply(self.clients.dynamodb.update_item().table_name(table).set_key(Some(key)))
+            .send()
+            .await
+            .expect("update item");
     }
 
     /// Every item of both tables, sorted, for byte-for-byte comparisons.

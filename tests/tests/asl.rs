@@ -183,20 +183,16 @@ impl Walker<'_> {
             return Ok(Err(json!({"Error": "States.TaskFailed", "Cause": cause.to_string()})));
         }
         self.t
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(&self.t.config.tasks_table)
-            .key("run_id", s(run_id))
-            .key("task_id", s(task_id))
-            .update_expression("SET #s = :s, cost_usd = :c, is_correct = :k")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":s", s("COMPLETED"))
-            .expression_attribute_values(":c", n("0.01"))
-            .expression_attribute_values(":k", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .set_task(
+                run_id,
+                task_id,
+                &[
+                    ("status", s("COMPLETED")),
+                    ("cost_usd", n("0.01")),
+                    ("is_correct", aws_sdk_dynamodb::types::AttributeValue::Bool(true)),
+                ],
+            )
+            .await;
         Ok(Ok(json!({"JobId": format!("job-{task_id}"), "Status": "SUCCEEDED"})))
     }
 
@@ -300,18 +296,7 @@ async fn a_new_run_then_its_retry_flow_through_the_state_machine() {
     assert_eq!(run.triggered_by.as_deref(), Some("unknown"));
 
     // The retry execution exactly as the sweeper starts it, after it re-queued t2.
-    t.clients
-        .dynamodb
-        .update_item()
-        .table_name(&t.config.tasks_table)
-        .key("run_id", s(&run_id))
-        .key("task_id", s("t2"))
-        .update_expression("SET #s = :s")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":s", s("RETRY_QUEUED"))
-        .send()
-        .await
-        .unwrap();
+    t.set_task(&run_id, "t2", &[("status", s("RETRY_QUEUED"))]).await;
     w.failing.clear();
     w.seen.clear();
     let retry_input =

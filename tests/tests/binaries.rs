@@ -3,6 +3,8 @@
 
 use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
 use arc_integration_tests::{lambda_binary, TestEnv};
+use arc_shared::records::s;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use std::process::Command;
 
@@ -36,20 +38,16 @@ async fn the_four_handler_binaries_serve_a_whole_run() {
 
     // Complete t1 and t2 as the worker does; t3's Batch job fails.
     for (task, correct) in [("t1", true), ("t2", false)] {
-        t.clients
-            .dynamodb
-            .update_item()
-            .table_name(&t.config.tasks_table)
-            .key("run_id", arc_shared::records::s(&run_id))
-            .key("task_id", arc_shared::records::s(task))
-            .update_expression("SET #s = :s, cost_usd = :c, is_correct = :k")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":s", arc_shared::records::s("COMPLETED"))
-            .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::N("0.015".into()))
-            .expression_attribute_values(":k", aws_sdk_dynamodb::types::AttributeValue::Bool(correct))
-            .send()
-            .await
-            .unwrap();
+        t.set_task(
+            &run_id,
+            task,
+            &[
+                ("status", s("COMPLETED")),
+                ("cost_usd", AttributeValue::N("0.015".into())),
+                ("is_correct", AttributeValue::Bool(correct)),
+            ],
+        )
+        .await;
     }
     let cause = json!({"JobId": "job-t3", "StatusReason": "Essential container in task exited",
                        "Attempts": [{"Container": {"ExitCode": 1}}]})

@@ -158,41 +158,16 @@ async fn initialize_twice_for_one_execution_yields_one_run() {
 async fn initialize_retry_reopens_failed_and_queued_tasks_only() {
     let t = TestEnv::new(&[]).await;
     let (run_id, _) = new_run(&t, 4).await;
-    let set_status = |task: &'static str, status: &'static str| {
-        let t = &t;
-        let run_id = run_id.clone();
-        async move {
-            t.clients
-                .dynamodb
-                .update_item()
-                .table_name(&t.config.tasks_table)
-                .key("run_id", s(&run_id))
-                .key("task_id", s(task))
-                .update_expression("SET #s = :s, retry_count = :one")
-                .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":s", s(status))
-                .expression_attribute_values(":one", n(1))
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-    set_status("task00000", "FAILED").await;
-    set_status("task00001", "RETRY_QUEUED").await;
-    set_status("task00002", "COMPLETED").await;
-    set_status("task00003", "FAILED_PERMANENT").await;
+    for (task, status) in [
+        ("task00000", "FAILED"),
+        ("task00001", "RETRY_QUEUED"),
+        ("task00002", "COMPLETED"),
+        ("task00003", "FAILED_PERMANENT"),
+    ] {
+        t.set_task(&run_id, task, &[("status", s(status)), ("retry_count", n(1))]).await;
+    }
     // The run had completed with errors.
-    t.clients
-        .dynamodb
-        .update_item()
-        .table_name(&t.config.runs_table)
-        .key("run_id", s(&run_id))
-        .update_expression("SET #s = :s")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":s", s("COMPLETED_WITH_ERRORS"))
-        .send()
-        .await
-        .unwrap();
+    t.set_run(&run_id, &[("status", s("COMPLETED_WITH_ERRORS"))]).await;
     let arn = "arn:aws:states:us-east-1:123456789012:execution:arc:retry-x-g1";
     let event = json!({"run_id": run_id, "config_name": "cfg-a", "retry": true, "execution_arn": arn,
         "task_ids": ["task00000", "task00001", "task00002", "task00003"]});
@@ -303,25 +278,19 @@ async fn a_failure_the_python_worker_recorded_is_annotated_not_recounted() {
     // Exactly what the Python worker writes before it exits non-zero: it claimed the task
     // with its Batch job id, then bumped retry_count and set FAILED with its own error.
     for (task, count) in [("task00000", "1"), ("task00001", "3")] {
-        t.clients
-            .dynamodb
-            .update_item()
-            .table_name(&t.config.tasks_table)
-            .key("run_id", s(&run_id))
-            .key("task_id", s(task))
-            .update_expression(
-                "SET #s = :s, worker_id = :w, started_at = :t, updated_at = :t, retry_count = :c, #e = :e",
-            )
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_names("#e", "error")
-            .expression_attribute_values(":s", s("FAILED"))
-            .expression_attribute_values(":w", s(format!("job-{task}")))
-            .expression_attribute_values(":t", s("2026-11-26T12:00:00.000000+00:00"))
-            .expression_attribute_values(":c", AttributeValue::N(count.into()))
-            .expression_attribute_values(":e", s("model API returned 500"))
-            .send()
-            .await
-            .unwrap();
+        t.set_task(
+            &run_id,
+            task,
+            &[
+                ("status", s("FAILED")),
+                ("worker_id", s(format!("job-{task}"))),
+                ("started_at", s("2026-11-26T12:00:00.000000+00:00")),
+                ("updated_at", s("2026-11-26T12:00:00.000000+00:00")),
+                ("retry_count", AttributeValue::N(count.into())),
+                ("error", s("model API returned 500")),
+            ],
+        )
+        .await;
     }
     let o = fail(&t, &run_id, "task00000", "job-task00000").await;
     assert_eq!(o["retry_count"], 1, "not counted again");
