@@ -90,6 +90,7 @@ impl World {
             ("failed_tasks", n(2)),
             ("total_cost_usd", AttributeValue::N("0.123456789012345678".into())),
             ("accuracy", n(1)),
+            ("results_s3_key", s(format!("runs/{run_id}/results/aggregated.json"))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -199,6 +200,7 @@ async fn runs_show_counts_statuses_and_lists_failed_tasks_with_their_last_error(
 
     let out = run("arcctl", &w.env, &["runs", "show", "run-s"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(&format!("s3://{}/runs/run-s/results/aggregated.json", w.t.bucket)), "{}", out.stdout);
     assert!(out.stdout.contains("COMPLETED_WITH_ERRORS"));
     assert!(out.stdout.contains("$0.123456789012345678"));
     assert!(out.stdout.contains("100.0%"));
@@ -246,6 +248,17 @@ async fn sweep_dry_run_writes_nothing_then_retry_requeues_and_starts_one_executi
     assert!(out.stdout.contains("dry run: nothing written"), "{}", out.stdout);
     assert!(out.stdout.contains("re-queued 1"), "{}", out.stdout);
     assert_eq!(w.t.snapshot().await, before, "a dry run wrote something");
+    assert_eq!(w.executions().await, 0);
+
+    // --max-tasks bounds a sweep: of two due tasks (two runs), one is re-queued, one deferred.
+    w.put_run("run-r2", "cfg-r", 2, "COMPLETED_WITH_ERRORS").await;
+    w.put_tasks("run-r2").await;
+    let v = run("arcctl", &env, &["sweep", "--dry-run", "--now", "--max-tasks", "1", "--json"]).json();
+    assert_eq!(
+        (v["due"].as_u64(), v["requeued_total"].as_u64(), v["deferred_count"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(v["deferred"][0]["reason"], "max_tasks");
     assert_eq!(w.executions().await, 0);
 
     // A task id that is not a FAILED task is reported and left alone.

@@ -155,7 +155,12 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
         format!("{} (tasks sum {})", view::money(run.total_cost_usd), view::money(Some(tasks_cost))),
     ]);
     head.row(["accuracy".to_owned(), format!("{} ({correct} correct)", view::percent(run.accuracy))]);
-    head.row(["report", run.results_s3_key.as_deref().unwrap_or("-")]);
+    let report = match (&ctx.config.s3_bucket, &run.results_s3_key) {
+        (Some(bucket), Some(key)) => format!("s3://{bucket}/{key}"),
+        (None, Some(key)) => key.clone(),
+        (_, None) => "-".to_owned(),
+    };
+    head.row(["report".to_owned(), report]);
     emit(&format!("{}\n", head.render()));
     emit(&view::status_table(&counts).render());
     if !failed.is_empty() {
