@@ -98,11 +98,15 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
         r = lifecycle(&opts, &emu, &suffix, &mut resources) => r,
         _ = tokio::signal::ctrl_c() => Err(CliError::failed("interrupted")),
     };
-    match (&emu.pidfile, opts.keep) {
-        (Some(_), false) => emu.stop(),
-        _ => {
-            eprintln!("\nemulator left running at {}", emu.endpoint);
-            if let Some(r) = &resources {
+    match (&emu.pidfile, opts.keep, &resources) {
+        (Some(_), false, _) => emu.stop(),
+        (None, _, None) => {}
+        (pidfile, _, resources) => {
+            match pidfile {
+                Some(_) => eprintln!("\nemulator left running at {}", emu.endpoint),
+                None => eprintln!("\nresources left in the emulator at {} (not started here)", emu.endpoint),
+            }
+            if let Some(r) = resources {
                 eprintln!(
                     "  RUNS_TABLE={} TASKS_TABLE={} S3_BUCKET={}\n  STATE_MACHINE_ARN={}",
                     r.runs_table, r.tasks_table, r.bucket, r.state_machine_arn
@@ -113,7 +117,7 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
                     emu.endpoint, r.runs_table, r.tasks_table
                 );
             }
-            if let Some(pidfile) = &emu.pidfile {
+            if let Some(pidfile) = pidfile {
                 eprintln!("  stop:    scripts/moto.sh stop {}", pidfile.display());
             }
         }
@@ -130,7 +134,9 @@ async fn lifecycle(
     let seed =
         opts.seed.unwrap_or_else(|| Prng::new(chrono::Utc::now().timestamp_micros() as u64).next_u64() % 1_000_000);
     let clients = Clients::from_conf(&emu.sdk_config().await);
-    let res = emulator::create_resources(&clients, suffix).await?;
+    let res = emulator::create_resources(&clients, suffix).await.map_err(|e| {
+        CliError::failed(format!("setting up tables, bucket and state machine at {}: {e}", emu.endpoint))
+    })?;
     *resources = Some(res.clone());
 
     let config = local_config(&res)?;
