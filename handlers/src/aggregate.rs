@@ -40,7 +40,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
     let run = tables.require_run(run_id).await?;
 
     let mut metrics = Metrics::default();
-    let mut rows = Vec::new();
+    // The rows are kept only for the report; without a bucket, only the running totals are.
+    let mut rows = env.config.s3_bucket.as_ref().map(|_| Vec::new());
     tables
         .for_each_task(run_id, |t| {
             let row = TaskRow {
@@ -55,15 +56,17 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
                 result_s3_key: t.result_s3_key,
             };
             metrics.add_row(&row);
-            rows.push(row);
+            if let Some(rows) = rows.as_mut() {
+                rows.push(row);
+            }
             Ok(())
         })
         .await?;
     let accuracy = metrics.accuracy();
     let now = format_ts(env.clock.now());
 
-    let results_s3_key = match &env.config.s3_bucket {
-        Some(bucket) => {
+    let results_s3_key = match (&env.config.s3_bucket, rows) {
+        (Some(bucket), Some(rows)) => {
             let key = report_key(run_id);
             let report = json!({
                 "run_id": run_id,
@@ -100,9 +103,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
             tracing::info!(run_id, bucket, key, "report written");
             Some(key)
         }
-        None => None,
+        _ => None,
     };
-    drop(rows);
 
     UpdateExpr::new()
         .set("completed_tasks", n(metrics.completed_tasks))
