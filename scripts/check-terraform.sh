@@ -36,6 +36,22 @@ done
 step "terraform test (the module against a mocked provider: terraform/tests/*.tftest.hcl)"
 terraform -chdir=terraform test -no-color || fail "terraform test in terraform/"
 
+step "the log line and metric names terraform/monitoring.tf reads are the ones the code writes"
+# monitoring.tf: the TasksFailedPermanently filter matches handle-error's "failure recorded"
+# line with status FAILED_PERMANENT; the alarms and dashboard read these metric names.
+coupling=(
+  'handlers/src/handle_error.rs:"failure recorded"'
+  'handlers/src/handle_error.rs:"FAILED_PERMANENT"'
+  'handlers/src/complete.rs:"ConfigName"'
+)
+for metric in Accuracy TotalCostUSD TasksCompleted TasksFailed; do coupling+=("handlers/src/complete.rs:\"$metric\""); done
+for metric in TasksRequeued TasksDeferred RunsRetried RunsRepaired SweepErrors; do coupling+=("sweeper/src:\"$metric\""); done
+for pair in "${coupling[@]}"; do
+  where="${pair%%:*}" literal="${pair#*:}"
+  grep -rqF -- "$literal" "$where" || fail "monitoring.tf relies on $literal in $where, which no longer has it"
+done
+echo "${#coupling[@]} literals found"
+
 step "checkov $CHECKOV_VERSION over terraform/"
 venv="$root/.venv-checkov"
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('checkov') != '$CHECKOV_VERSION')" 2>/dev/null; then

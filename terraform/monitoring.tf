@@ -26,23 +26,50 @@ resource "aws_cloudwatch_log_metric_filter" "tasks_failed_permanently" {
   }
 }
 
+# The sweeper fails its invocation (Lambda Errors) or reports errors it survived
+# (its SweepErrors metric: a run it could not re-queue, an unreadable item).
 resource "aws_cloudwatch_metric_alarm" "sweeper_errors" {
   count = var.enable_monitoring ? 1 : 0
 
   alarm_name          = "${var.name_prefix}-sweeper-errors"
-  alarm_description   = "The retry sweeper Lambda failed: FAILED tasks are not being retried."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this["sweeper"].function_name }
-  statistic           = "Sum"
-  period              = 900
+  alarm_description   = "The retry sweeper failed or reported errors: some FAILED tasks may not be retried."
+  comparison_operator = "GreaterThanOrEqualToThreshold"
   evaluation_periods  = 1
   threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = local.tags
+
+  metric_query {
+    id          = "sweeper_errors"
+    expression  = "FILL(invocation_errors, 0) + FILL(sweep_errors, 0)"
+    label       = "Sweeper invocation errors + SweepErrors"
+    return_data = true
+  }
+
+  metric_query {
+    id = "invocation_errors"
+
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions  = { FunctionName = aws_lambda_function.this["sweeper"].function_name }
+      stat        = "Sum"
+      period      = 900
+    }
+  }
+
+  metric_query {
+    id = "sweep_errors"
+
+    metric {
+      namespace   = local.ns
+      metric_name = "SweepErrors"
+      stat        = "Sum"
+      period      = 900
+    }
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "executions_failed" {
@@ -147,15 +174,12 @@ locals {
     {
       type = "metric", x = 12, y = 6, width = 12, height = 6
       properties = {
-        title  = "Sweeper: tasks re-queued, runs repaired"
-        region = local.region
-        view   = "timeSeries"
-        stat   = "Sum"
-        period = 900
-        metrics = [
-          [{ expression = "SUM(SEARCH('Namespace=\"${local.ns}\" MetricName=\"TasksRequeued\"', 'Sum', 900))", id = "requeued", label = "TasksRequeued" }],
-          [{ expression = "SUM(SEARCH('Namespace=\"${local.ns}\" MetricName=\"RunsRepaired\"', 'Sum', 900))", id = "repaired", label = "RunsRepaired" }],
-        ]
+        title   = "Sweeper: tasks re-queued, runs retried / repaired"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Sum"
+        period  = 900
+        metrics = [for name in ["TasksRequeued", "TasksDeferred", "RunsRetried", "RunsRepaired", "SweepErrors"] : [local.ns, name]]
       }
     },
     {
