@@ -172,6 +172,7 @@ terraform -chdir="$local_dir" destroy -auto-approve -input=false -no-color "${tf
   fail "terraform destroy of $local_dir"
 }
 applied=0
+rm -f "$local_dir"/terraform.tfstate "$local_dir"/terraform.tfstate.backup
 grep -E '^Destroy complete!' "$root/build/terraform-local-destroy.txt"
 
 step "terraform checks passed"
