@@ -16,10 +16,21 @@ use std::sync::Arc;
 #[tokio::test]
 #[ignore = "needs the deployment of terraform/examples/local: run by scripts/check-terraform.sh"]
 async fn handlers_and_sweeper_work_on_the_deployed_resources() {
-    let config = Config::from_env().expect("deployment environment");
+    let mut config = Config::from_env().expect("deployment environment");
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "AWS_ENDPOINT_URL must point at the emulator");
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let env = Arc::new(Env { config: config.clone(), clients: Clients::from_conf(&sdk), clock: Arc::new(SystemClock) });
+    let clients = Clients::from_conf(&sdk);
+
+    // The deployed bucket is TLS-only, and the emulator speaks plain HTTP: it must refuse us
+    // (in AWS the SDK uses HTTPS). The report then goes to a scratch bucket.
+    let deployed_bucket = config.s3_bucket.clone().expect("S3_BUCKET of the deployment");
+    let refused = clients.s3.put_object().bucket(&deployed_bucket).key("probe").body(b"x".to_vec().into()).send().await;
+    assert!(refused.is_err(), "the deployed bucket accepted a plain-HTTP write: its TLS-only policy is missing");
+    let scratch = format!("arc-deployed-scratch-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    clients.s3.create_bucket().bucket(&scratch).send().await.expect("scratch bucket");
+    config.s3_bucket = Some(scratch);
+
+    let env = Arc::new(Env { config: config.clone(), clients, clock: Arc::new(SystemClock) });
     let db = &env.clients.dynamodb;
 
     // The tables and indexes as the code expects them.
