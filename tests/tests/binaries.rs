@@ -27,6 +27,9 @@ async fn the_four_handler_binaries_serve_a_whole_run() {
     })
     .await
     .unwrap();
+    for o in &out {
+        println!("initialize -> {o:?}");
+    }
     let first = out[0].clone().ok();
     assert_eq!(first["total_tasks"], 3);
     assert_eq!(first["task_ids"], json!(["t1", "t2", "t3"]));
@@ -68,6 +71,9 @@ async fn the_four_handler_binaries_serve_a_whole_run() {
     })
     .await
     .unwrap();
+    for o in &he {
+        println!("handle-error -> {o:?}");
+    }
     let failed = he[0].clone().ok();
     assert_eq!(failed["status"], "RETRY_SCHEDULED");
     assert_eq!(failed["retry_count"], 1);
@@ -83,6 +89,7 @@ async fn the_four_handler_binaries_serve_a_whole_run() {
     .unwrap()
     .remove(0)
     .ok();
+    println!("aggregate -> {agg}");
     assert_eq!(agg["completed_tasks"], 2);
     assert_eq!(agg["failed_tasks"], 1);
     assert_eq!(agg["retries_pending"], 1);
@@ -100,6 +107,9 @@ async fn the_four_handler_binaries_serve_a_whole_run() {
     })
     .await
     .unwrap();
+    for o in &done {
+        println!("complete -> {o:?}");
+    }
     let c1 = done[0].clone().ok();
     let c2 = done[1].clone().ok();
     assert_eq!(c1["status"], "COMPLETED_WITH_ERRORS");
