@@ -24,6 +24,11 @@ static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
 
 /// The moto endpoint for this test process: `ARC_TEST_ENDPOINT` when set (an emulator that
 /// someone else runs), else a server this process starts and that dies with it.
+///
+/// The server is the pinned moto behind `tests/support/moto_serial.py`, which handles one
+/// request at a time: moto evaluates a ConditionExpression and applies the write without a
+/// lock, so two concurrent conditional writes to one item can both succeed; in DynamoDB each
+/// conditional write is atomic, and the concurrency tests depend on exactly that.
 pub fn moto_endpoint() -> String {
     let r = ENDPOINT.get_or_init(|| match std::env::var("ARC_TEST_ENDPOINT") {
         Ok(e) if !e.is_empty() => Ok(e),
@@ -51,8 +56,9 @@ fn start_moto() -> Result<String, String> {
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     // A watchdog shell: moto lives exactly as long as this test process.
     let watchdog = format!(
-        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
-        venv.join("bin/moto_server").display(),
+        "'{}' '{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
+        venv.join("bin/python").display(),
+        root.join("tests/support/moto_serial.py").display(),
         pid = std::process::id()
     );
     Command::new("bash").arg("-c").arg(watchdog).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
@@ -105,6 +111,25 @@ impl TestEnv {
         schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table).await.expect("create tables");
         clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
         Self { endpoint, clients, config, bucket }
+    }
+
+    /// A state machine in the emulator's Step Functions (which stores executions and, with
+    /// execute_state_machine off, never runs them): a started execution stays RUNNING until
+    /// StopExecution makes it ABORTED. Returns its ARN.
+    pub async fn create_state_machine(&self, name: &str) -> String {
+        const ROLE: &str = "arn:aws:iam::123456789012:role/x";
+        const DEFINITION: &str = r#"{"StartAt":"Initialize","States":{"Initialize":{"Type":"Pass","End":true}}}"#;
+        let sm = self
+            .clients
+            .sfn
+            .create_state_machine()
+            .name(name)
+            .definition(DEFINITION)
+            .role_arn(ROLE)
+            .send()
+            .await
+            .expect("create state machine");
+        sm.state_machine_arn().to_owned()
     }
 
     pub fn tables(&self) -> Tables {

@@ -13,9 +13,6 @@ use chrono::{Duration, TimeZone, Utc};
 use serde_json::Value;
 use std::process::Command;
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/x";
-const DEFINITION: &str = r#"{"StartAt":"Initialize","States":{"Initialize":{"Type":"Pass","End":true}}}"#;
-
 /// What a binary did.
 #[derive(Debug)]
 struct Out {
@@ -55,17 +52,7 @@ struct World {
 async fn world() -> World {
     let t = TestEnv::new(&[]).await;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let sm = t
-        .clients
-        .sfn
-        .create_state_machine()
-        .name(format!("arcctl-{suffix}"))
-        .definition(DEFINITION)
-        .role_arn(ROLE)
-        .send()
-        .await
-        .expect("create state machine");
-    let sm_arn = sm.state_machine_arn().to_owned();
+    let sm_arn = t.create_state_machine(&format!("arcctl-{suffix}")).await;
     let mut env = t.lambda_env();
     env.push(("CLOUDWATCH_NAMESPACE".into(), format!("ArcCliTest{suffix}")));
     World { t, env, sm_arn }

@@ -32,6 +32,7 @@ const HELPERS: &[(&str, &str, &str)] = &[
     (".require_run(", "runs_table", "dynamodb:GetItem"),
     (".get_task(", "tasks_table", "dynamodb:GetItem"),
     (".for_each_task(", "tasks_table", "dynamodb:Query"),
+    (".for_each_task_item(", "tasks_table", "dynamodb:Query"),
     (".run_tasks(", "tasks_table", "dynamodb:Query"),
 ];
 

@@ -6,25 +6,19 @@
 //! off): a started execution stays RUNNING until StopExecution makes it ABORTED.
 
 use arc_integration_tests::runtime_api::invoke_binary;
-use arc_integration_tests::{lambda_binary, repo_root, sdk_config, TestEnv};
+use arc_integration_tests::{lambda_binary, TestEnv};
 use arc_shared::backoff::due_at;
 use arc_shared::records::{n, s, Item};
-use arc_shared::store::{batch_put, schema, Clients};
+use arc_shared::store::batch_put;
 use arc_shared::time::{format_ts, FixedClock};
-use arc_shared::{ArcError, Config};
+use arc_shared::ArcError;
 use arc_sweeper::plan::{execution_name, RetryInput, MAX_EXECUTION_INPUT_BYTES};
 use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSettings, SweepSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
-
-const ROLE: &str = "arn:aws:iam::123456789012:role/x";
-const DEFINITION: &str = r#"{"StartAt":"Initialize","States":{"Initialize":{"Type":"Pass","End":true}}}"#;
+use std::sync::Arc;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
@@ -38,77 +32,13 @@ struct World {
     namespace: String,
 }
 
-static SERIAL_MOTO: OnceLock<Result<String, String>> = OnceLock::new();
-
-/// A moto server for this test process that handles one request at a time
-/// (tests/support/moto_serial.py): moto's conditional writes are not atomic under concurrent
-/// requests, DynamoDB's are, and four sweepers at once depend on that. Dies with this process.
-fn serial_moto_endpoint() -> String {
-    let r = SERIAL_MOTO.get_or_init(|| {
-        let root = repo_root();
-        let ok = Command::new("bash").arg(root.join("scripts/moto.sh")).arg("install").status().map_err(|e| e.to_string())?;
-        if !ok.success() {
-            return Err("scripts/moto.sh install failed".into());
-        }
-        let venv = std::env::var("ARC_MOTO_VENV").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv-moto"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        let watchdog = format!(
-            "'{}' '{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
-            venv.join("bin/python").display(),
-            root.join("tests/support/moto_serial.py").display(),
-            pid = std::process::id()
-        );
-        Command::new("bash").arg("-c").arg(watchdog).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + std::time::Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(format!("http://127.0.0.1:{port}"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Err(format!("serialized moto did not listen on 127.0.0.1:{port} within 30 s"))
-    });
-    match r {
-        Ok(e) => e.clone(),
-        Err(e) => panic!("cannot start moto: {e}"),
-    }
-}
-
-/// Like `TestEnv::new`, on the serialized moto: fresh tables and bucket.
-async fn test_env(overrides: &[(&str, &str)]) -> TestEnv {
-    let endpoint = serial_moto_endpoint();
-    let clients = Clients::from_conf(&sdk_config(&endpoint).await);
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let bucket = format!("arc-results-{suffix}");
-    let mut vars: HashMap<String, String> = HashMap::from([
-        ("RUNS_TABLE".to_owned(), format!("runs_{suffix}")),
-        ("TASKS_TABLE".to_owned(), format!("tasks_{suffix}")),
-        ("S3_BUCKET".to_owned(), bucket.clone()),
-    ]);
-    vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-    schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table).await.expect("create tables");
-    clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
-    TestEnv { endpoint, clients, config, bucket }
-}
-
 async fn world(overrides: &[(&str, &str)]) -> World {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let namespace = format!("ArcSweeperTest{suffix}");
     let mut vars: Vec<(&str, &str)> = vec![("CLOUDWATCH_NAMESPACE", namespace.as_str())];
     vars.extend_from_slice(overrides);
-    let t = test_env(&vars).await;
-    let sm = t
-        .clients
-        .sfn
-        .create_state_machine()
-        .name(format!("arc-{suffix}"))
-        .definition(DEFINITION)
-        .role_arn(ROLE)
-        .send()
-        .await
-        .expect("create state machine");
-    let sm_arn = sm.state_machine_arn().to_owned();
+    let t = TestEnv::new(&vars).await;
+    let sm_arn = t.create_state_machine(&format!("arc-{suffix}")).await;
     let mut config = t.config.clone();
     config.state_machine_arn = Some(sm_arn.clone());
     let clock = Arc::new(FixedClock::new(t0()));
