@@ -14,7 +14,7 @@ use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::{Metrics, TaskRow};
 use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
-use arc_shared::store::{Tables, UpdateExpr};
+use arc_shared::store::{conditional, Tables, UpdateExpr};
 use arc_shared::time::format_ts;
 use arc_shared::{ArcError, Result};
 use serde::Deserialize;
@@ -106,7 +106,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
         _ => None,
     };
 
-    UpdateExpr::new()
+    let res = UpdateExpr::new()
         .set("completed_tasks", n(metrics.completed_tasks))
         .set("failed_tasks", n(metrics.failed_tasks))
         .set("total_cost_usd", decimal_attr(metrics.total_cost_usd))
@@ -117,11 +117,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
         .exists("run_id")
         .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(run_id))))
         .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(se) if se.is_conditional_check_failed_exception() => ArcError::RunNotFound(run_id.to_owned()),
-            _ => ArcError::from_sdk("UpdateItem runs", e),
-        })?;
+        .await;
+    conditional("UpdateItem runs", res)?.ok_or_else(|| ArcError::RunNotFound(run_id.to_owned()))?;
     tracing::info!(
         run_id,
         total = metrics.total_tasks,

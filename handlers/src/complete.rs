@@ -14,7 +14,7 @@ use arc_shared::json::{decimal_to_json, deserialize_decimal};
 use arc_shared::records::{decimal_attr, n, s, RunRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
-use arc_shared::store::{Tables, UpdateExpr};
+use arc_shared::store::{conditional, Tables, UpdateExpr};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
@@ -88,10 +88,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
         .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(run_id))))
         .send()
         .await;
-    if let Err(e) = res {
-        if !e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) {
-            return Err(ArcError::from_sdk("UpdateItem runs", e));
-        }
+    if conditional("UpdateItem runs", res)?.is_none() {
         // Gone, or a concurrent invocation of the same execution completed it first.
         let again = tables.require_run(run_id).await?;
         if execution_arn.is_some() && again.completed_by_execution == execution_arn {

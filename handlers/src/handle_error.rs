@@ -20,7 +20,7 @@ use arc_shared::input::parse_event;
 use arc_shared::records::{n, s, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::TaskStatus;
-use arc_shared::store::{Tables, UpdateExpr};
+use arc_shared::store::{conditional, Tables, UpdateExpr};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -209,11 +209,7 @@ async fn write_task(tables: &Tables, run_id: &str, task_id: &str, update: Update
         .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(Tables::task_key(run_id, task_id))))
         .send()
         .await;
-    match res {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-        Err(e) => Err(ArcError::from_sdk("UpdateItem tasks", e)),
-    }
+    Ok(conditional("UpdateItem tasks", res)?.is_some())
 }
 
 /// Moves the task to FAILED_PERMANENT and counts it on the run in one transaction; `false`

@@ -14,7 +14,7 @@ use arc_shared::input::parse_event;
 use arc_shared::records::{n, s, Item, RunRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
-use arc_shared::store::{batch_put, Tables, UpdateExpr};
+use arc_shared::store::{batch_put, conditional, Tables, UpdateExpr};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use chrono::{DateTime, Utc};
@@ -276,12 +276,9 @@ async fn reopen(
                 )
                 .send()
                 .await;
-            match res {
-                Ok(_) => Ok(Reopen::Reopened(task.task_id)),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                    Ok(Reopen::Skipped { task_id: task.task_id, status: "changed concurrently".to_owned() })
-                }
-                Err(e) => Err(ArcError::from_sdk("UpdateItem tasks", e)),
+            match conditional("UpdateItem tasks", res)? {
+                Some(_) => Ok(Reopen::Reopened(task.task_id)),
+                None => Ok(Reopen::Skipped { task_id: task.task_id, status: "changed concurrently".to_owned() }),
             }
         }
     }))
@@ -312,18 +309,15 @@ async fn reopen(
 }
 
 async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&str>, now: &str) -> Result<()> {
-    UpdateExpr::new()
+    let res = UpdateExpr::new()
         .set("status", s(RunStatus::Running.as_str()))
         .set("updated_at", s(now))
         .set_opt("execution_arn", execution_arn.map(s))
         .exists("run_id")
         .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(&run.run_id))))
         .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(se) if se.is_conditional_check_failed_exception() => ArcError::RunNotFound(run.run_id.clone()),
-            _ => ArcError::from_sdk("UpdateItem runs", e),
-        })?;
+        .await;
+    conditional("UpdateItem runs", res)?.ok_or_else(|| ArcError::RunNotFound(run.run_id.clone()))?;
     Ok(())
 }
 

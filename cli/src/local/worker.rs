@@ -7,7 +7,7 @@ use super::execution::call_handler;
 use super::prng::Prng;
 use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
-use arc_shared::store::{Tables, UpdateExpr};
+use arc_shared::store::{conditional, Tables, UpdateExpr};
 use arc_shared::time::format_ts;
 use arc_shared::ArcError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -74,12 +74,8 @@ pub async fn run_job(
         .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(key.clone())))
         .send()
         .await;
-    match claim {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-            return Ok(JobOutcome::NotClaimed)
-        }
-        Err(e) => return Err(ArcError::from_sdk("UpdateItem tasks (claim)", e)),
+    if conditional("UpdateItem tasks (claim)", claim)?.is_none() {
+        return Ok(JobOutcome::NotClaimed);
     }
 
     if rng.chance(sim.failure_rate) {

@@ -10,6 +10,9 @@ pub use update::UpdateExpr;
 
 use crate::error::{ArcError, Result};
 use crate::records::{s, Item, RunRecord, TaskRecord};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::Client as DynamoDb;
 
 /// Every AWS client the functions use, built once from `aws-config` (which honours
@@ -37,6 +40,19 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             sfn: aws_sdk_sfn::Client::new(conf),
         }
+    }
+}
+
+/// The result of a conditional UpdateItem: `Some(output)` when written, `None` when its
+/// condition failed (someone else changed the item first); any other failure is an error.
+pub fn conditional(
+    operation: &str,
+    r: std::result::Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<Option<UpdateItemOutput>> {
+    match r {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+        Err(e) => Err(ArcError::from_sdk(operation, e)),
     }
 }
 
