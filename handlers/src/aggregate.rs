@@ -6,7 +6,11 @@
 //! results_s3_key}` + `correct_tasks, pending_tasks, retries_pending, failed_permanent_tasks`.
 //!
 //! The tasks are read with a consistent, paginated query; only the compact row each task
-//! contributes to the report is kept. Cost is summed exactly.
+//! contributes to the report is kept. Cost is summed exactly. Given the run's current
+//! execution, tasks its Map left in flight (a job that exited 0 without the worker writing
+//! COMPLETED, a bookkeeping failure) are first settled as failed attempts. Given an execution
+//! that is no longer the run's current one (an old execution redriven), nothing is written and
+//! the answer says `superseded: true`.
 
 use arc_shared::ids::RunId;
 use arc_shared::input::parse_event;
@@ -14,10 +18,12 @@ use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::{Metrics, TaskRow};
 use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
-use arc_shared::store::{conditional, Tables, UpdateExpr};
+use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::{conditional, SettlePolicy, Tables, UpdateExpr};
 use arc_shared::time::format_ts;
 use arc_shared::{ArcError, Result};
-use serde::Deserialize;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -28,50 +34,128 @@ struct Input {
     execution_arn: Option<String>,
 }
 
+/// Aggregate's answer (complete reads it back as its `aggregation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub run_id: String,
+    pub total_tasks: u64,
+    pub completed_tasks: u64,
+    pub failed_tasks: u64,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub total_cost_usd: Decimal,
+    pub accuracy: f64,
+    pub results_s3_key: Option<String>,
+    pub correct_tasks: u64,
+    pub pending_tasks: u64,
+    pub retries_pending: u64,
+    pub failed_permanent_tasks: u64,
+    /// Tasks left in flight by this execution and settled as failed now.
+    #[serde(default)]
+    pub settled_tasks: u64,
+    /// The execution is no longer the run's current one: nothing was written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
+}
+
+/// Whether `execution_arn` (given) is not the run's current execution.
+pub fn superseded(run_execution: Option<&str>, execution_arn: Option<&str>) -> bool {
+    matches!((run_execution, execution_arn), (Some(current), Some(this)) if current != this)
+}
+
 /// Where the report of `run_id` goes in the results bucket.
 pub fn report_key(run_id: &str) -> String {
     format!("runs/{run_id}/results/aggregated.json")
 }
 
 pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
+    let out = aggregate(&env, event).await?;
+    serde_json::to_value(out).map_err(|e| ArcError::Conflict(format!("output not serializable: {e}")))
+}
+
+/// The typed entry point.
+pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
     let input: Input = parse_event(event)?;
     let run_id = input.run_id.as_str();
+    let execution_arn = input.execution_arn.as_deref().filter(|a| !a.is_empty());
     let tables = env.tables();
     let run = tables.require_run(run_id).await?;
+    let superseded = superseded(run.execution_arn.as_deref(), execution_arn);
+    if superseded {
+        tracing::warn!(run_id, execution_arn, current = run.execution_arn.as_deref(), "aggregate of an execution that is no longer the run's current one: nothing written");
+    }
+
+    let mut tasks = tables.run_tasks(run_id).await?;
+    let mut settled_tasks = 0;
+    if execution_arn.is_some() && !superseded {
+        let policy = SettlePolicy {
+            max_retries: env.config.max_retries,
+            backoff: &env.config.backoff,
+            job_ran: true,
+            error_type: UNFINISHED,
+            now: env.clock.now(),
+        };
+        let settled = tables.settle_in_flight(&tasks, &policy).await?;
+        for st in settled {
+            if let Some(t) = tasks.iter_mut().find(|t| t.task_id == st.task_id) {
+                settled_tasks += u64::from(st.written);
+                t.status = st.status;
+                t.retry_count = st.retry_count;
+                if st.written {
+                    t.last_error_type = Some(UNFINISHED.to_owned());
+                }
+            }
+        }
+    }
 
     let mut metrics = Metrics::default();
     // The rows are kept only for the report; without a bucket, only the running totals are.
-    let mut rows = env.config.s3_bucket.as_ref().map(|_| Vec::new());
-    tables
-        .for_each_task(run_id, |t| {
-            let row = TaskRow {
-                task_id: t.task_id,
-                status: t.status.as_str().to_owned(),
-                cost_usd: t.cost_usd,
-                is_correct: t.is_correct,
-                retry_count: t.retry_count,
-                tokens_input: t.tokens_input,
-                tokens_output: t.tokens_output,
-                last_error_type: t.last_error_type,
-                result_s3_key: t.result_s3_key,
-            };
-            metrics.add_row(&row);
-            if let Some(rows) = rows.as_mut() {
-                rows.push(row);
-            }
-            Ok(())
-        })
-        .await?;
+    let keep_rows = env.config.s3_bucket.is_some() && !superseded;
+    let mut rows = Vec::new();
+    for t in tasks {
+        let row = TaskRow {
+            task_id: t.task_id,
+            status: t.status.as_str().to_owned(),
+            cost_usd: t.cost_usd,
+            is_correct: t.is_correct,
+            retry_count: t.retry_count,
+            tokens_input: t.tokens_input,
+            tokens_output: t.tokens_output,
+            last_error_type: t.last_error_type,
+            result_s3_key: t.result_s3_key,
+        };
+        metrics.add_row(&row);
+        if keep_rows {
+            rows.push(row);
+        }
+    }
     let accuracy = metrics.accuracy();
     let now = format_ts(env.clock.now());
+    let output = |results_s3_key: Option<String>| Output {
+        run_id: run_id.to_owned(),
+        total_tasks: metrics.total_tasks,
+        completed_tasks: metrics.completed_tasks,
+        failed_tasks: metrics.failed_tasks,
+        total_cost_usd: metrics.total_cost_usd,
+        accuracy,
+        results_s3_key,
+        correct_tasks: metrics.correct_tasks,
+        pending_tasks: metrics.pending_tasks,
+        retries_pending: metrics.retries_pending,
+        failed_permanent_tasks: metrics.failed_permanent_tasks,
+        settled_tasks,
+        superseded,
+    };
+    if superseded {
+        return Ok(output(run.results_s3_key.clone()));
+    }
 
-    let results_s3_key = match (&env.config.s3_bucket, rows) {
-        (Some(bucket), Some(rows)) => {
-            let key = report_key(run_id);
+    let results_s3_key = match &env.config.s3_bucket {
+        Some(bucket) => {
+            let at = ObjectRef { bucket: bucket.clone(), key: report_key(run_id) };
             let report = json!({
                 "run_id": run_id,
                 "config_name": run.config_name,
-                "execution_arn": input.execution_arn,
+                "execution_arn": execution_arn,
                 "generated_at": now,
                 "metrics": {
                     "total_tasks": metrics.total_tasks,
@@ -88,28 +172,20 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
                 },
                 "tasks": rows,
             });
-            let body =
-                serde_json::to_vec(&report).map_err(|e| ArcError::Conflict(format!("report not serializable: {e}")))?;
-            env.clients
-                .s3
-                .put_object()
-                .bucket(bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(body.into())
-                .send()
-                .await
-                .map_err(|e| ArcError::from_sdk("PutObject", e))?;
-            tracing::info!(run_id, bucket, key, "report written");
-            Some(key)
+            objects::put_json(&env.clients.s3, &at, &report).await?;
+            tracing::info!(run_id, bucket, key = at.key, "report written");
+            Some(at.key)
         }
-        _ => None,
+        None => None,
     };
 
+    // Every roll-up the worker adds to is written as a number (its `x = x + :v` needs them).
     let res = UpdateExpr::new()
         .set("completed_tasks", n(metrics.completed_tasks))
         .set("failed_tasks", n(metrics.failed_tasks))
         .set("total_cost_usd", decimal_attr(metrics.total_cost_usd))
+        .set("total_input_tokens", n(metrics.total_input_tokens))
+        .set("total_output_tokens", n(metrics.total_output_tokens))
         .set("accuracy", n(accuracy))
         .set("retries_pending", n(metrics.retries_pending))
         .set_opt("results_s3_key", results_s3_key.as_deref().map(s))
@@ -125,21 +201,13 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
         completed = metrics.completed_tasks,
         failed = metrics.failed_tasks,
         retries_pending = metrics.retries_pending,
+        settled_tasks,
         cost = %metrics.total_cost_usd,
         accuracy,
         "run aggregated"
     );
-    Ok(json!({
-        "run_id": run_id,
-        "total_tasks": metrics.total_tasks,
-        "completed_tasks": metrics.completed_tasks,
-        "failed_tasks": metrics.failed_tasks,
-        "total_cost_usd": decimal_to_json(metrics.total_cost_usd),
-        "accuracy": accuracy,
-        "results_s3_key": results_s3_key,
-        "correct_tasks": metrics.correct_tasks,
-        "pending_tasks": metrics.pending_tasks,
-        "retries_pending": metrics.retries_pending,
-        "failed_permanent_tasks": metrics.failed_permanent_tasks,
-    }))
+    Ok(output(results_s3_key))
 }
+
+/// `last_error_type` of a task its execution's Map left in flight.
+pub const UNFINISHED: &str = "Unfinished";

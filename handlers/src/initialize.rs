@@ -1,26 +1,32 @@
 //! initialize — creates the run and its PENDING task records, or, for a retry execution,
 //! re-opens the listed tasks.
 //!
-//! In (new run): `{config_name, task_ids, data_source?="evaluation", triggered_by?="unknown",
-//! commit_sha?="", execution_arn?, execution_start_time?}`.
+//! In (new run): `{config_name, task_ids | task_ids_s3, data_source?="evaluation",
+//! triggered_by?="unknown", commit_sha?="", execution_arn?, execution_start_time?}`
+//! (`task_ids_s3` = `s3://bucket/key` of a JSON array of ids, for lists too large for the
+//! 256 KiB execution input).
 //! In (retry): `{run_id, task_ids, config_name, retry: true, execution_arn?}`.
-//! Out: `{run_id, task_ids, config_name, total_tasks}` (+ `retry`, `skipped` for retries).
+//! Out: `{run_id, task_ids, config_name, total_tasks}` (+ `items` = the Map's item list in
+//! S3 when `S3_BUCKET` is set; `retry`, `skipped` for retries). `task_ids` is left out when
+//! its JSON exceeds [`MAX_INLINE_IDS_BYTES`] (the Map reads `items` instead).
 //!
 //! Given the execution, the run id is derived from it, so a repeated Initialize of one
-//! execution yields the same run with all its tasks, not a second run.
+//! execution yields the same run with all its tasks, not a second run. The run item carries
+//! every roll-up the Python worker's arithmetic touches (`RUN_ROLLUPS`), as numbers.
 
 use arc_shared::ids::{ConfigName, RunId, TaskId};
 use arc_shared::input::parse_event;
-use arc_shared::records::{n, s, Item, RunRecord};
+use arc_shared::records::{n, s, Item, RunRecord, RUN_ROLLUPS};
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::objects::{self, ObjectRef};
 use arc_shared::store::{batch_put, conditional, Tables, UpdateExpr};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,11 +35,19 @@ use std::sync::Arc;
 pub const MAX_TASKS: usize = 10_000;
 /// Conditional task updates in flight at once (retry mode).
 const UPDATE_CONCURRENCY: usize = 16;
+/// `task_ids` is in the answer only while its JSON is at most this large: a Lambda result the
+/// state machine receives must stay far below its 256 KiB payload limit.
+pub const MAX_INLINE_IDS_BYTES: usize = 64 * 1024;
+/// Free-text fields of a new run: longer values are rejected naming the field.
+pub const MAX_TEXT_CHARS: usize = 256;
+/// `commit_sha`: a SHA-1 or SHA-256 in hex, or a short ref.
+pub const MAX_COMMIT_SHA_CHARS: usize = 64;
 
 #[derive(Debug, Deserialize)]
 struct Input {
     config_name: Option<String>,
     task_ids: Option<Vec<String>>,
+    task_ids_s3: Option<String>,
     data_source: Option<String>,
     triggered_by: Option<String>,
     commit_sha: Option<String>,
@@ -44,18 +58,58 @@ struct Input {
     retry: bool,
 }
 
+/// Initialize's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ids: Option<Vec<String>>,
+    pub config_name: String,
+    pub total_tasks: u64,
+    /// The ids this execution's Map processes, as a JSON array in the results bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ObjectRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Vec<Skipped>>,
+}
+
+/// A task a retry did not re-open, and its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub task_id: String,
+    pub status: String,
+}
+
 pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
+    let out = initialize(&env, event).await?;
+    serde_json::to_value(out).map_err(|e| ArcError::Conflict(format!("output not serializable: {e}")))
+}
+
+/// The typed entry point.
+pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
     let input: Input = parse_event(event)?;
     let config_name = parse_config_name(input.config_name.as_deref())?;
-    let task_ids = parse_task_ids(input.task_ids.as_deref())?;
     let execution_arn = input.execution_arn.filter(|a| !a.is_empty());
     if input.retry {
+        let task_ids = parse_task_ids(input.task_ids.as_deref())?;
         let run_id = match input.run_id.as_deref() {
             Some(r) => RunId::parse(r).map_err(|e| ArcError::invalid("run_id", e.0))?,
             None => return Err(ArcError::invalid("run_id", "a retry needs the run_id of an existing run")),
         };
-        reopen(&env, run_id, config_name, task_ids, execution_arn).await
+        Box::pin(reopen(env, run_id, config_name, task_ids, execution_arn)).await
     } else {
+        let task_ids = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
+            (Some(_), Some(_)) => return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both")),
+            (None, Some(uri)) => {
+                let at = ObjectRef::parse_uri(&uri)
+                    .ok_or_else(|| ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI")))?;
+                let ids = objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?;
+                parse_task_ids(Some(&ids)).map_err(|e| rename_field(e, "task_ids", "task_ids_s3"))?
+            }
+            (ids, None) => parse_task_ids(ids.as_deref())?,
+        };
         let start_time = match input.execution_start_time.as_deref() {
             Some(t) => Some(parse_ts(t).ok_or_else(|| {
                 ArcError::invalid("execution_start_time", format!("{t:?} is not an RFC 3339 timestamp"))
@@ -65,14 +119,49 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
         let new = NewRun {
             config_name,
             task_ids,
-            data_source: input.data_source.unwrap_or_else(|| "evaluation".to_owned()),
-            triggered_by: input.triggered_by.unwrap_or_else(|| "unknown".to_owned()),
-            commit_sha: input.commit_sha.unwrap_or_default(),
+            data_source: bounded_text("data_source", input.data_source, "evaluation", MAX_TEXT_CHARS)?,
+            triggered_by: bounded_text("triggered_by", input.triggered_by, "unknown", MAX_TEXT_CHARS)?,
+            commit_sha: bounded_text("commit_sha", input.commit_sha, "", MAX_COMMIT_SHA_CHARS)?,
             execution_arn,
             start_time,
         };
-        create(&env, new).await
+        Box::pin(create(env, new)).await
     }
+}
+
+/// A free-text field: its default when absent, `InvalidInput` naming it when longer than `max`
+/// characters (an item must stay far below DynamoDB's 400 KB).
+fn bounded_text(field: &str, v: Option<String>, default: &str, max: usize) -> Result<String> {
+    let v = v.unwrap_or_else(|| default.to_owned());
+    let chars = v.chars().count();
+    if chars > max {
+        return Err(ArcError::invalid(field, format!("{chars} characters; at most {max}")));
+    }
+    Ok(v)
+}
+
+fn rename_field(e: ArcError, from: &str, to: &str) -> ArcError {
+    match e {
+        ArcError::InvalidInput { field, message } => {
+            ArcError::InvalidInput { field: field.replacen(from, to, 1), message }
+        }
+        other => other,
+    }
+}
+
+/// The answer's task ids, unless their JSON would make the answer too large.
+fn inline_ids(ids: &[String]) -> Option<Vec<String>> {
+    let bytes: usize = ids.iter().map(|i| i.len() + 3).sum();
+    (bytes <= MAX_INLINE_IDS_BYTES).then(|| ids.to_vec())
+}
+
+/// Writes the ids this execution's Map processes to the results bucket (when there is one).
+async fn write_items(env: &Env, run_id: &str, execution_arn: Option<&str>, ids: &[String]) -> Result<Option<ObjectRef>> {
+    let Some(bucket) = &env.config.s3_bucket else { return Ok(None) };
+    let name = execution_arn.and_then(|a| a.rsplit(':').next()).unwrap_or("manual");
+    let at = ObjectRef { bucket: bucket.clone(), key: format!("runs/{run_id}/items/{name}.json") };
+    objects::put_json(&env.clients.s3, &at, &ids).await?;
+    Ok(Some(at))
 }
 
 fn parse_config_name(v: Option<&str>) -> Result<ConfigName> {
@@ -129,7 +218,7 @@ pub fn derive_run_id(config: &ConfigName, execution_arn: Option<&str>, start: Da
     format!("run-{}-{}-{hex}", config, start.format("%Y%m%d-%H%M%S"))
 }
 
-async fn create(env: &Env, new: NewRun) -> Result<Value> {
+async fn create(env: &Env, new: NewRun) -> Result<Output> {
     let now = env.clock.now();
     if new.execution_arn.is_some() && new.start_time.is_none() {
         tracing::warn!("execution_arn given without execution_start_time: a repeated Initialize cannot find this run");
@@ -147,11 +236,11 @@ async fn create(env: &Env, new: NewRun) -> Result<Value> {
         ("triggered_by".to_owned(), s(&new.triggered_by)),
         ("commit_sha".to_owned(), s(&new.commit_sha)),
         ("total_tasks".to_owned(), n(new.task_ids.len())),
-        ("completed_tasks".to_owned(), n(0)),
-        ("failed_tasks".to_owned(), n(0)),
-        ("total_cost_usd".to_owned(), n(0)),
         ("retry_generation".to_owned(), n(0)),
     ]);
+    for rollup in RUN_ROLLUPS {
+        run.insert(rollup.to_owned(), n(0));
+    }
     if let Some(arn) = &new.execution_arn {
         run.insert("execution_arn".to_owned(), s(arn));
     }
@@ -193,13 +282,18 @@ async fn create(env: &Env, new: NewRun) -> Result<Value> {
         .collect();
     let written = items.len();
     batch_put(&tables.db, &tables.tasks, items).await?;
-    tracing::info!(run_id, config_name = %new.config_name, total_tasks = new.task_ids.len(), written, "run initialized");
-    Ok(json!({
-        "run_id": run_id,
-        "task_ids": new.task_ids,
-        "config_name": new.config_name,
-        "total_tasks": new.task_ids.len(),
-    }))
+    let ids: Vec<String> = new.task_ids.iter().map(|t| t.as_str().to_owned()).collect();
+    let items = write_items(env, &run_id, new.execution_arn.as_deref(), &ids).await?;
+    tracing::info!(run_id, config_name = %new.config_name, total_tasks = ids.len(), written, "run initialized");
+    Ok(Output {
+        run_id,
+        task_ids: inline_ids(&ids),
+        config_name: new.config_name.as_str().to_owned(),
+        total_tasks: ids.len() as u64,
+        items,
+        retry: None,
+        skipped: None,
+    })
 }
 
 async fn existing_task_ids(tables: &Tables, run_id: &str) -> Result<HashSet<String>> {
@@ -225,7 +319,7 @@ async fn reopen(
     config_name: ConfigName,
     task_ids: Vec<TaskId>,
     execution_arn: Option<String>,
-) -> Result<Value> {
+) -> Result<Output> {
     let tables = env.tables();
     let run = tables.require_run(run_id.as_str()).await?;
     let mut stored = HashMap::new();
@@ -292,24 +386,29 @@ async fn reopen(
             Reopen::Reopened(t) => reopened.push(t),
             Reopen::Skipped { task_id, status } => {
                 tracing::info!(run_id = %run_id, task_id, status, "retry: task not re-opened");
-                skipped.push(json!({"task_id": task_id, "status": status}));
+                skipped.push(Skipped { task_id, status });
             }
         }
     }
     mark_running(&tables, &run, execution_arn.as_deref(), &now).await?;
+    let items = write_items(env, run_id.as_str(), execution_arn.as_deref(), &reopened).await?;
     tracing::info!(run_id = %run_id, reopened = reopened.len(), skipped = skipped.len(), "retry initialized");
-    Ok(json!({
-        "run_id": run_id,
-        "task_ids": reopened,
-        "config_name": config_name,
-        "total_tasks": run.total_tasks,
-        "retry": true,
-        "skipped": skipped,
-    }))
+    Ok(Output {
+        run_id: run_id.as_str().to_owned(),
+        task_ids: inline_ids(&reopened),
+        config_name: config_name.as_str().to_owned(),
+        total_tasks: run.total_tasks,
+        items,
+        retry: Some(true),
+        skipped: Some(skipped),
+    })
 }
 
+/// The run is RUNNING with this execution; a legacy run (created by the Python set) gets the
+/// roll-ups the worker's completion adds to, so that completing a retried task works.
 async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&str>, now: &str) -> Result<()> {
-    let res = UpdateExpr::new()
+    let update = RUN_ROLLUPS.iter().fold(UpdateExpr::new(), |u, r| u.set_if_missing(r, n(0)));
+    let res = update
         .set("status", s(RunStatus::Running.as_str()))
         .set("updated_at", s(now))
         .set_opt("execution_arn", execution_arn.map(s))

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// Everything the functions read from the environment (DESIGN.md §6).
+/// Everything the functions read from the environment (docs/ARCHITECTURE.md, "Configuration").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub runs_table: String,
@@ -14,6 +14,8 @@ pub struct Config {
     pub state_machine_arn: Option<String>,
     pub backoff: BackoffConfig,
     pub sweeper_max_tasks: usize,
+    /// `SWEEPER_MAX_AGE_HOURS`: a failure older than this is not retried automatically.
+    pub sweeper_max_age: Duration,
     pub non_retryable_errors: BTreeSet<String>,
 }
 
@@ -96,6 +98,7 @@ impl Config {
             state_machine_arn,
             backoff: BackoffConfig { base_delay: Duration::from_secs(base), max_delay: Duration::from_secs(max) },
             sweeper_max_tasks: number("SWEEPER_MAX_TASKS", 1000, 1, 100_000)? as usize,
+            sweeper_max_age: Duration::from_secs(number("SWEEPER_MAX_AGE_HOURS", 72, 1, 8760)? * 3600),
             non_retryable_errors: get("NON_RETRYABLE_ERRORS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
@@ -132,6 +135,7 @@ mod tests {
         assert_eq!(c.cloudwatch_namespace, "ArcBenchmark");
         assert_eq!(c.backoff, BackoffConfig::default());
         assert_eq!(c.sweeper_max_tasks, 1000);
+        assert_eq!(c.sweeper_max_age, Duration::from_secs(72 * 3600));
         assert!(c.non_retryable_errors.is_empty());
         assert!(c.require_state_machine_arn().is_err());
     }
@@ -143,6 +147,7 @@ mod tests {
         assert!(e.to_string().contains("MAX_RETRIES"), "{e}");
         assert_eq!(with(&[("SWEEPER_MAX_TASKS", "-1")]).unwrap_err().variable, "SWEEPER_MAX_TASKS");
         assert_eq!(with(&[("MAX_RETRIES", "0")]).unwrap_err().variable, "MAX_RETRIES");
+        assert_eq!(with(&[("SWEEPER_MAX_AGE_HOURS", "0")]).unwrap_err().variable, "SWEEPER_MAX_AGE_HOURS");
         assert_eq!(with(&[("RUNS_TABLE", "a b")]).unwrap_err().variable, "RUNS_TABLE");
         assert_eq!(with(&[("STATE_MACHINE_ARN", "sm")]).unwrap_err().variable, "STATE_MACHINE_ARN");
         let e = with(&[("SWEEPER_BASE_DELAY_SECONDS", "600"), ("SWEEPER_MAX_DELAY_SECONDS", "60")]).unwrap_err();

@@ -1,6 +1,8 @@
 //! The one error type of every function, with the stable `errorType` names that the state
-//! machine's `Retry`/`Catch` match on (DESIGN.md §4).
+//! machine's `Retry`/`Catch` match on (docs/ARCHITECTURE.md, "Errors").
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use lambda_runtime::Diagnostic;
 
@@ -49,17 +51,22 @@ impl ArcError {
         }
     }
 
-    /// Classifies any AWS SDK error: throttling, timeouts, connection failures and 5xx are
-    /// `DependencyUnavailable` (retryable); everything else is `AwsRequestFailed`.
-    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> Self
+    /// Classifies any AWS SDK error by what the SDK and the HTTP status say, never by our own
+    /// list of codes: timeouts, connection failures, unreadable responses, HTTP 5xx and 429
+    /// from any service, and the error codes the AWS SDK itself classifies as throttling or
+    /// transient (`aws_runtime::retries::classifiers`) are `DependencyUnavailable`
+    /// (retryable); everything else is `AwsRequestFailed`.
+    pub fn from_sdk<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let operation = operation.to_owned();
         let retryable = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(se) => is_retryable_code(se.err().code()),
+            SdkError::ServiceError(se) => {
+                let status = se.raw().status().as_u16();
+                status >= 500 || status == 429 || is_retryable_code(se.err().code())
+            }
             _ => false,
         };
         let message = describe_sdk_error(&err);
@@ -71,24 +78,9 @@ impl ArcError {
     }
 }
 
-/// AWS error codes that mean "try again later".
+/// Whether the AWS SDK's own retry classifier calls `code` throttling or transient.
 pub fn is_retryable_code(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "ThrottlingException"
-                | "Throttling"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "InternalFailure"
-                | "ServiceUnavailable"
-                | "ServiceUnavailableException"
-                | "TransactionInProgressException"
-                | "SlowDown"
-                | "RequestTimeout"
-        )
-    )
+    code.is_some_and(|c| THROTTLING_ERRORS.contains(&c) || TRANSIENT_ERRORS.contains(&c))
 }
 
 /// A one-line description of an SDK error: code and message when the service sent them,
@@ -135,6 +127,25 @@ mod tests {
         assert_eq!(d.error_type, "TaskNotFound");
         let d: Diagnostic = ArcError::Conflict("x".into()).into();
         assert_eq!(d.error_type, "Conflict");
+    }
+
+    fn s3_error(status: u16, code: &str) -> ArcError {
+        use aws_sdk_s3::operation::put_object::PutObjectError;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let meta = ErrorMetadata::builder().code(code).message("x").build();
+        let err = PutObjectError::generic(meta);
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        ArcError::from_sdk("PutObject", SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn server_errors_of_any_service_are_retryable_by_status() {
+        assert_eq!(s3_error(500, "InternalError").error_type(), "DependencyUnavailable");
+        assert_eq!(s3_error(503, "SomethingNew").error_type(), "DependencyUnavailable");
+        assert_eq!(s3_error(400, "SlowDown").error_type(), "DependencyUnavailable");
+        assert_eq!(s3_error(403, "AccessDenied").error_type(), "AwsRequestFailed");
+        assert_eq!(s3_error(404, "NoSuchBucket").error_type(), "AwsRequestFailed");
     }
 
     #[test]

@@ -1,13 +1,27 @@
-//! What a failed Batch job means for its task: parsing the Step Functions error, and the
-//! retry accounting decision. Pure functions; handle-error does the I/O.
+//! The one failure model every writer follows (handle-error, the sweeper's repair, Complete):
+//! what a failed Batch job means for its task, parsed from the Step Functions error, and how
+//! it changes the count. Pure functions; the handlers do the I/O.
+//!
+//! Counting rule (docs/ARCHITECTURE.md, "Failure model"): every failed attempt of the task
+//! counts once in `retry_count`, whoever records it. The Python worker records the attempts it
+//! sees fail (its failure path) itself; handle-error counts a failed job only when the worker
+//! could not record it (killed, OOM, timeout, failed before the claim), recognising the
+//! worker's record by status and timestamps (its `worker_id` is `<pid>@<host>`, never a job
+//! id), and annotates it otherwise. A failure reaching `MAX_RETRIES` is permanent.
 
 use crate::status::TaskStatus;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// `last_error_cause` is kept to this many characters.
 pub const MAX_CAUSE_CHARS: usize = 4000;
 /// `error_message` in handle-error's output carries this many characters of the cause.
 pub const MESSAGE_CAUSE_CHARS: usize = 200;
+/// `last_error_type` (the Step Functions `Error` name) is kept to this many characters.
+pub const MAX_ERROR_TYPE_CHARS: usize = 256;
+/// Parsed text fields (status reason, container reason) are kept to this many characters.
+pub const MAX_REASON_CHARS: usize = 1024;
 
 /// Cuts `s` to at most `max` characters, on a character boundary.
 pub fn truncate_chars(s: &str, max: usize) -> &str {
@@ -17,46 +31,98 @@ pub fn truncate_chars(s: &str, max: usize) -> &str {
     }
 }
 
-/// The parts of a Batch `.sync` failure Cause (the job description as a JSON string).
+/// Whether a task with `retry_count` failed attempts has used up `max_retries` (the one
+/// place this rule is written).
+pub fn is_exhausted(retry_count: u32, max_retries: u32) -> bool {
+    retry_count >= max_retries
+}
+
+/// What operators need of a Batch `.sync` failure Cause (the job description as a JSON
+/// string), parsed; never the container's environment, secrets or command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchCause {
     pub job_id: Option<String>,
     pub status_reason: Option<String>,
+    /// The exit code of the last attempt that has one.
     pub exit_code: Option<i64>,
+    /// The last attempt's container `Reason` (OOM, image pull).
+    pub container_reason: Option<String>,
+    pub log_stream_name: Option<String>,
+    /// Container attempts the job made.
+    pub attempts: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawCause {
-    job_id: Option<String>,
-    status_reason: Option<String>,
-    #[serde(default)]
-    attempts: Vec<RawAttempt>,
+fn text(v: Option<&Value>, max: usize) -> Option<String> {
+    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| truncate_chars(s, max).to_owned())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawAttempt {
-    container: Option<RawContainer>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawContainer {
-    exit_code: Option<i64>,
-}
-
-/// Reads a Batch job description out of `cause`; `None` for plain-text causes.
+/// Reads a Batch job description out of `cause`; `None` for plain-text causes, JSON of another
+/// shape, or truncated JSON.
 pub fn parse_batch_cause(cause: &str) -> Option<BatchCause> {
-    let raw: RawCause = serde_json::from_str(cause.trim()).ok()?;
-    if raw.job_id.is_none() && raw.status_reason.is_none() && raw.attempts.is_empty() {
+    let v: Value = serde_json::from_str(cause.trim()).ok()?;
+    let obj = v.as_object()?;
+    let attempts: &[Value] = obj.get("Attempts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    if !obj.contains_key("JobId") && !obj.contains_key("StatusReason") && attempts.is_empty() {
         return None;
     }
+    let containers = || attempts.iter().rev().filter_map(|a| a.get("Container"));
     Some(BatchCause {
-        job_id: raw.job_id.filter(|j| !j.is_empty()),
-        status_reason: raw.status_reason,
-        exit_code: raw.attempts.iter().rev().find_map(|a| a.container.as_ref().and_then(|c| c.exit_code)),
+        job_id: text(obj.get("JobId"), 128),
+        status_reason: text(obj.get("StatusReason"), MAX_REASON_CHARS),
+        exit_code: containers().find_map(|c| c.get("ExitCode").and_then(Value::as_i64)),
+        container_reason: containers().find_map(|c| text(c.get("Reason"), MAX_REASON_CHARS)),
+        log_stream_name: containers()
+            .find_map(|c| text(c.get("LogStreamName"), 512))
+            .or_else(|| obj.get("Container").and_then(|c| text(c.get("LogStreamName"), 512))),
+        attempts: u32::try_from(attempts.len()).unwrap_or(u32::MAX),
     })
+}
+
+/// Keys whose values may carry secrets (job definition environment, secrets, command line,
+/// job parameters): removed at any depth, compared case-insensitively.
+const SENSITIVE_KEYS: [&str; 5] = ["environment", "secrets", "command", "parameters", "environmentfiles"];
+
+fn is_sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SENSITIVE_KEYS.iter().any(|s| k == *s)
+}
+
+fn scrub(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().filter(|k| is_sensitive(k)).cloned().collect();
+            for k in keys {
+                map.insert(k, Value::String("[redacted]".to_owned()));
+            }
+            map.values_mut().for_each(scrub);
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// The cause as it may be stored, logged and returned: JSON with every sensitive key's value
+/// replaced by `[redacted]`; text that is not JSON (or truncated JSON) cut before the first
+/// sensitive key name it mentions. At most [`MAX_CAUSE_CHARS`] characters.
+pub fn redact_cause(cause: &str) -> String {
+    let redacted = match serde_json::from_str::<Value>(cause.trim()) {
+        Ok(mut v @ (Value::Object(_) | Value::Array(_))) => {
+            scrub(&mut v);
+            v.to_string()
+        }
+        Ok(other) => other.as_str().map(redact_text).unwrap_or_else(|| other.to_string()),
+        Err(_) => redact_text(cause),
+    };
+    truncate_chars(&redacted, MAX_CAUSE_CHARS).to_owned()
+}
+
+fn redact_text(cause: &str) -> String {
+    let lower = cause.to_ascii_lowercase();
+    match SENSITIVE_KEYS.iter().filter_map(|k| lower.find(k)).min() {
+        // ASCII lowercasing keeps byte offsets, and a match starts on an ASCII byte.
+        Some(at) => format!("{}[redacted]", &cause[..at]),
+        None => cause.to_owned(),
+    }
 }
 
 /// The state of a task as read, for the decision.
@@ -64,59 +130,166 @@ pub fn parse_batch_cause(cause: &str) -> Option<BatchCause> {
 pub struct TaskFailureState {
     pub status: TaskStatus,
     pub retry_count: u32,
-    pub worker_id: Option<String>,
+    /// The worker's last claim (`started_at`).
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The task's last write (`updated_at`).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Our last recorded failure (`last_error_at`).
+    pub last_error_at: Option<DateTime<Utc>>,
     pub last_failed_job_id: Option<String>,
+    pub last_failure_key: Option<String>,
+}
+
+impl TaskFailureState {
+    /// The worker recorded a failure since our last record: the task is failed, and its last
+    /// claim came after the failure we last recorded (or we never recorded one).
+    pub fn worker_recorded(&self) -> bool {
+        self.status.is_failed()
+            && match (self.claimed_at, self.last_error_at) {
+                (Some(claim), Some(ours)) => claim > ours,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
+}
+
+/// One delivery of a failed job: the key it is deduplicated on, and the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    /// The Batch job id, when the Cause carries one.
+    pub job_id: Option<&'a str>,
+    /// `job:<id>`, else `sfn:<execution>#<entered time>` from the state machine's delivery
+    /// key, else `None` (nothing to deduplicate on).
+    pub key: Option<String>,
+    pub error_type: &'a str,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn new(job_id: Option<&'a str>, sfn_key: Option<(&str, &str)>, error_type: &'a str) -> Self {
+        let key = match (job_id, sfn_key) {
+            (Some(j), _) => Some(format!("job:{j}")),
+            (None, Some((exec, entered))) => Some(format!("sfn:{exec}#{entered}")),
+            (None, None) => None,
+        };
+        Self { job_id, key, error_type }
+    }
 }
 
 /// What to do with one failure delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureDecision {
-    /// This job's failure was already recorded by us: change nothing.
+    /// This delivery was already recorded: change nothing.
     AlreadyCounted { permanent: bool, retry_count: u32 },
     /// The task already completed; a late failure does not undo it.
     TaskCompleted,
-    /// Record the failure. `counted` is false when the Python worker already bumped
-    /// `retry_count` for this job (we annotate, not count again).
-    Record { retry_count: u32, permanent: bool, counted: bool },
+    /// Record the failure.
+    Record(Recorded),
 }
 
-/// Decides how a failure delivery changes the task. `job_id` is the Batch job id when
-/// the cause carried one.
+/// How a failure is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub retry_count: u32,
+    pub permanent: bool,
+    /// `retry_count` was bumped by this delivery (false: the worker already counted it).
+    pub counted: bool,
+    /// This write moves the task to FAILED_PERMANENT, so the run's `failed_tasks` gains one
+    /// (false when the worker already made it permanent and counted it on the run).
+    pub newly_permanent: bool,
+    /// The failure happened at the worker's last write (`updated_at`), not now.
+    pub at_workers_record: bool,
+}
+
+/// Decides how a failure delivery changes the task.
 pub fn decide_failure(
     state: &TaskFailureState,
-    job_id: Option<&str>,
-    error_type: &str,
+    delivery: &Delivery<'_>,
     max_retries: u32,
-    non_retryable: &std::collections::BTreeSet<String>,
+    non_retryable: &BTreeSet<String>,
 ) -> FailureDecision {
     let already_permanent = state.status == TaskStatus::FailedPermanent;
-    if let Some(job) = job_id {
-        if state.last_failed_job_id.as_deref() == Some(job) {
-            return FailureDecision::AlreadyCounted { permanent: already_permanent, retry_count: state.retry_count };
-        }
+    let seen_job = delivery.job_id.is_some() && state.last_failed_job_id.as_deref() == delivery.job_id;
+    let seen_key = delivery.key.is_some() && state.last_failure_key == delivery.key;
+    if seen_job || seen_key {
+        return FailureDecision::AlreadyCounted { permanent: already_permanent, retry_count: state.retry_count };
     }
     if state.status == TaskStatus::Completed {
         return FailureDecision::TaskCompleted;
     }
-    if already_permanent {
-        // Nothing can make a permanent failure more permanent; keep the count.
+    let worker_recorded = state.worker_recorded();
+    if already_permanent && !worker_recorded {
+        // Made permanent by an earlier record of ours: nothing can make it more permanent.
         return FailureDecision::AlreadyCounted { permanent: true, retry_count: state.retry_count };
     }
-    let worker_recorded =
-        matches!((job_id, state.worker_id.as_deref()), (Some(j), Some(w)) if j == w) && state.status.is_failed();
     let retry_count = if worker_recorded { state.retry_count } else { state.retry_count.saturating_add(1) };
-    let permanent = retry_count >= max_retries || non_retryable.contains(error_type);
-    FailureDecision::Record { retry_count, permanent, counted: !worker_recorded }
+    let permanent =
+        already_permanent || is_exhausted(retry_count, max_retries) || non_retryable.contains(delivery.error_type);
+    FailureDecision::Record(Recorded {
+        retry_count,
+        permanent,
+        counted: !worker_recorded,
+        newly_permanent: permanent && !already_permanent,
+        at_workers_record: worker_recorded,
+    })
+}
+
+/// What an in-flight task of a finished or ended execution becomes (Complete, and the
+/// sweeper's repair of an ended execution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    pub retry_count: u32,
+    pub permanent: bool,
+    pub counted: bool,
+}
+
+/// Whether an in-flight task is charged an attempt when its execution is over: a task some
+/// worker claimed (`IN_PROGRESS`, or a status this product does not know) always is; a
+/// `PENDING` one only when its job is known to have run (`job_ran`: Complete, after the Map
+/// gave every task a job), never when the execution ended before it (a stopped execution).
+pub fn settle_in_flight(status: &TaskStatus, retry_count: u32, max_retries: u32, job_ran: bool) -> Option<Settled> {
+    let counted = match status {
+        TaskStatus::Pending => job_ran,
+        s if s.is_in_flight() => true,
+        _ => return None,
+    };
+    let retry_count = if counted { retry_count.saturating_add(1) } else { retry_count };
+    Some(Settled { retry_count, permanent: is_exhausted(retry_count, max_retries), counted })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use proptest::prelude::*;
-    use std::collections::BTreeSet;
+
+    fn t(min: u32) -> Option<DateTime<Utc>> {
+        Some(Utc.with_ymd_and_hms(2026, 11, 27, 10, min, 0).unwrap())
+    }
 
     fn state(status: TaskStatus, retry_count: u32) -> TaskFailureState {
-        TaskFailureState { status, retry_count, worker_id: None, last_failed_job_id: None }
+        TaskFailureState {
+            status,
+            retry_count,
+            claimed_at: None,
+            updated_at: None,
+            last_error_at: None,
+            last_failed_job_id: None,
+            last_failure_key: None,
+        }
+    }
+
+    fn job(j: &str) -> Delivery<'_> {
+        Delivery::new(Some(j), None, "States.TaskFailed")
+    }
+
+    fn rec(retry_count: u32, permanent: bool, counted: bool) -> FailureDecision {
+        FailureDecision::Record(Recorded {
+            retry_count,
+            permanent,
+            counted,
+            newly_permanent: permanent,
+            at_workers_record: !counted,
+        })
     }
 
     #[test]
@@ -131,69 +304,176 @@ mod tests {
 
     #[test]
     fn parses_batch_sync_cause() {
-        let cause = r#"{"JobId":"abc-123","JobName":"t1","Status":"FAILED","StatusReason":"Essential container in task exited","Attempts":[{"Container":{"ExitCode":137,"Reason":"OOM"}},{"Container":{"ExitCode":1}}]}"#;
+        let cause = r#"{"JobId":"abc-123","JobName":"t1","Status":"FAILED","StatusReason":"Essential container in task exited","Attempts":[{"Container":{"ExitCode":137,"Reason":"OOM"}},{"Container":{"ExitCode":1,"LogStreamName":"w/d/abc"}}]}"#;
         let c = parse_batch_cause(cause).unwrap();
         assert_eq!(c.job_id.as_deref(), Some("abc-123"));
         assert_eq!(c.status_reason.as_deref(), Some("Essential container in task exited"));
         assert_eq!(c.exit_code, Some(1));
+        assert_eq!(c.container_reason.as_deref(), Some("OOM"));
+        assert_eq!(c.log_stream_name.as_deref(), Some("w/d/abc"));
+        assert_eq!(c.attempts, 2);
         assert_eq!(parse_batch_cause("Task timed out after 3600 seconds"), None);
         assert_eq!(parse_batch_cause("{\"errorMessage\":\"x\"}"), None);
+        assert_eq!(parse_batch_cause("{\"JobId\":\"abc\",\"Attempts\":[{"), None);
+        assert_eq!(parse_batch_cause("[1,2]"), None);
+    }
+
+    #[test]
+    fn redaction_removes_environment_and_command_at_any_depth_and_case() {
+        let cause = r#"{"JobId":"j","Container":{"Environment":[{"Name":"OPENAI_API_KEY","Value":"sk-live-123"}],"Command":["run","--key","sk-cmd-456"],"secrets":[{"name":"x","valueFrom":"arn"}]},"Attempts":[{"Container":{"environment":[{"name":"A","value":"sk-att-789"}],"ExitCode":1}}],"Parameters":{"k":"sk-par"}}"#;
+        let r = redact_cause(cause);
+        for secret in ["sk-live-123", "sk-cmd-456", "sk-att-789", "sk-par", "valueFrom"] {
+            assert!(!r.contains(secret), "{secret} left in {r}");
+        }
+        assert!(r.contains("\"JobId\":\"j\""), "{r}");
+        assert_eq!(parse_batch_cause(&r).unwrap().exit_code, Some(1));
+        // Truncated JSON: cut before the first sensitive key.
+        let truncated = &cause[..60];
+        let r = redact_cause(truncated);
+        assert!(!r.contains("sk-live"), "{r}");
+        assert!(r.ends_with("[redacted]"), "{r}");
+        assert_eq!(redact_cause("Task timed out"), "Task timed out");
+        assert!(redact_cause(&"x".repeat(10_000)).chars().count() <= MAX_CAUSE_CHARS);
     }
 
     #[test]
     fn third_failure_is_permanent_with_three_retries() {
         let none = BTreeSet::new();
-        let d1 = decide_failure(&state(TaskStatus::InProgress, 0), Some("j1"), "States.TaskFailed", 3, &none);
-        assert_eq!(d1, FailureDecision::Record { retry_count: 1, permanent: false, counted: true });
-        let d3 = decide_failure(&state(TaskStatus::InProgress, 2), Some("j3"), "States.TaskFailed", 3, &none);
-        assert_eq!(d3, FailureDecision::Record { retry_count: 3, permanent: true, counted: true });
+        assert_eq!(decide_failure(&state(TaskStatus::InProgress, 0), &job("j1"), 3, &none), rec(1, false, true));
+        assert_eq!(decide_failure(&state(TaskStatus::InProgress, 2), &job("j3"), 3, &none), rec(3, true, true));
     }
 
     #[test]
     fn same_job_twice_is_counted_once() {
         let mut s = state(TaskStatus::Failed, 1);
         s.last_failed_job_id = Some("j1".into());
-        let d = decide_failure(&s, Some("j1"), "States.TaskFailed", 3, &BTreeSet::new());
+        let d = decide_failure(&s, &job("j1"), 3, &BTreeSet::new());
         assert_eq!(d, FailureDecision::AlreadyCounted { permanent: false, retry_count: 1 });
     }
 
     #[test]
-    fn worker_recorded_failure_is_annotated_not_counted() {
+    fn a_delivery_without_job_id_is_counted_once_by_its_key() {
+        let d = Delivery::new(None, Some(("arn:exec:1", "2026-11-27T10:00:00Z")), "States.Timeout");
         let mut s = state(TaskStatus::Failed, 1);
-        s.worker_id = Some("j1".into());
-        let d = decide_failure(&s, Some("j1"), "States.TaskFailed", 3, &BTreeSet::new());
-        assert_eq!(d, FailureDecision::Record { retry_count: 1, permanent: false, counted: false });
-        // The worker's bump reached MAX_RETRIES: permanent, still not counted twice.
-        let mut s = state(TaskStatus::Failed, 3);
-        s.worker_id = Some("j9".into());
-        let d = decide_failure(&s, Some("j9"), "States.TaskFailed", 3, &BTreeSet::new());
-        assert_eq!(d, FailureDecision::Record { retry_count: 3, permanent: true, counted: false });
+        s.last_failure_key = d.key.clone();
+        assert_eq!(
+            decide_failure(&s, &d, 3, &BTreeSet::new()),
+            FailureDecision::AlreadyCounted { permanent: false, retry_count: 1 }
+        );
+        let other = Delivery::new(None, Some(("arn:exec:2", "2026-11-27T10:00:00Z")), "States.Timeout");
+        let mut fresh = state(TaskStatus::InProgress, 1);
+        fresh.last_failure_key = d.key.clone();
+        assert_eq!(decide_failure(&fresh, &other, 3, &BTreeSet::new()), rec(2, false, true));
+    }
+
+    #[test]
+    fn worker_recorded_failure_is_annotated_not_counted() {
+        // Claimed at :05 after our last record at :01, failed by the worker.
+        let mut s = state(TaskStatus::Failed, 2);
+        s.claimed_at = t(5);
+        s.last_error_at = t(1);
+        assert_eq!(decide_failure(&s, &job("j2"), 3, &BTreeSet::new()), rec(2, false, false));
+        // The worker's own count reached MAX_RETRIES and it counted the run: annotate only.
+        let mut p = s.clone();
+        p.status = TaskStatus::FailedPermanent;
+        p.retry_count = 3;
+        let d = decide_failure(&p, &job("j3"), 3, &BTreeSet::new());
+        assert_eq!(
+            d,
+            FailureDecision::Record(Recorded {
+                retry_count: 3,
+                permanent: true,
+                counted: false,
+                newly_permanent: false,
+                at_workers_record: true
+            })
+        );
+        // FAILED by our own earlier record (no claim since): a new job failing before the
+        // claim is a new failure.
+        let mut ours = state(TaskStatus::Failed, 1);
+        ours.claimed_at = t(0);
+        ours.last_error_at = t(1);
+        assert_eq!(decide_failure(&ours, &job("j9"), 3, &BTreeSet::new()), rec(2, false, true));
+    }
+
+    #[test]
+    fn permanent_by_our_own_record_stays_as_it_is() {
+        let mut s = state(TaskStatus::FailedPermanent, 3);
+        s.claimed_at = t(0);
+        s.last_error_at = t(1);
+        assert_eq!(
+            decide_failure(&s, &job("late"), 3, &BTreeSet::new()),
+            FailureDecision::AlreadyCounted { permanent: true, retry_count: 3 }
+        );
     }
 
     #[test]
     fn non_retryable_errors_are_permanent_at_once() {
         let set: BTreeSet<String> = ["InvalidTask".to_owned()].into();
-        let d = decide_failure(&state(TaskStatus::InProgress, 0), None, "InvalidTask", 3, &set);
-        assert_eq!(d, FailureDecision::Record { retry_count: 1, permanent: true, counted: true });
+        let d = decide_failure(&state(TaskStatus::InProgress, 0), &Delivery::new(None, None, "InvalidTask"), 3, &set);
+        assert_eq!(d, rec(1, true, true));
     }
 
     #[test]
     fn completed_tasks_are_not_downgraded() {
-        let d = decide_failure(&state(TaskStatus::Completed, 0), Some("j"), "X", 3, &BTreeSet::new());
+        let d = decide_failure(&state(TaskStatus::Completed, 0), &job("j"), 3, &BTreeSet::new());
         assert_eq!(d, FailureDecision::TaskCompleted);
+    }
+
+    #[test]
+    fn settling_charges_claimed_tasks_and_pending_ones_only_when_their_job_ran() {
+        assert_eq!(
+            settle_in_flight(&TaskStatus::InProgress, 1, 3, false),
+            Some(Settled { retry_count: 2, permanent: false, counted: true })
+        );
+        assert_eq!(
+            settle_in_flight(&TaskStatus::Pending, 1, 3, false),
+            Some(Settled { retry_count: 1, permanent: false, counted: false })
+        );
+        assert_eq!(
+            settle_in_flight(&TaskStatus::Pending, 2, 3, true),
+            Some(Settled { retry_count: 3, permanent: true, counted: true })
+        );
+        assert_eq!(
+            settle_in_flight(&TaskStatus::Other("RUNNING".into()), 0, 3, false).map(|s| s.counted),
+            Some(true)
+        );
+        assert_eq!(settle_in_flight(&TaskStatus::Completed, 0, 3, true), None);
+        assert_eq!(settle_in_flight(&TaskStatus::Failed, 0, 3, true), None);
+    }
+
+    fn status_strategy() -> impl Strategy<Value = TaskStatus> {
+        prop_oneof![
+            Just(TaskStatus::Pending),
+            Just(TaskStatus::InProgress),
+            Just(TaskStatus::Failed),
+            Just(TaskStatus::FailedPermanent),
+            Just(TaskStatus::RetryQueued),
+        ]
     }
 
     proptest! {
         #[test]
-        fn count_never_decreases_and_grows_by_at_most_one(n in 0u32..10, max in 1u32..6, worker in any::<bool>(), failed in any::<bool>()) {
-            let mut s = state(if failed { TaskStatus::Failed } else { TaskStatus::InProgress }, n);
-            if worker { s.worker_id = Some("j".into()); }
-            match decide_failure(&s, Some("j"), "E", max, &BTreeSet::new()) {
-                FailureDecision::Record { retry_count, permanent, .. } => {
-                    prop_assert!(retry_count == n || retry_count == n + 1);
-                    prop_assert_eq!(permanent, retry_count >= max);
+        fn count_never_decreases_and_grows_by_at_most_one(
+            n in 0u32..10, max in 1u32..6, status in status_strategy(),
+            claim in proptest::option::of(0u32..10), ours in proptest::option::of(0u32..10),
+        ) {
+            let mut s = state(status.clone(), n);
+            s.claimed_at = claim.and_then(t);
+            s.last_error_at = ours.and_then(t);
+            match decide_failure(&s, &job("j"), max, &BTreeSet::new()) {
+                FailureDecision::Record(r) => {
+                    prop_assert!(r.retry_count == n || r.retry_count == n + 1);
+                    prop_assert_eq!(r.counted, r.retry_count == n + 1);
+                    prop_assert!(!r.newly_permanent || r.permanent);
+                    prop_assert!(r.permanent == (status == TaskStatus::FailedPermanent || r.retry_count >= max));
+                    prop_assert!(!(r.newly_permanent && status == TaskStatus::FailedPermanent));
                 }
-                other => prop_assert!(false, "unexpected {:?}", other),
+                FailureDecision::AlreadyCounted { retry_count, .. } => {
+                    prop_assert_eq!(retry_count, n);
+                    prop_assert_eq!(status, TaskStatus::FailedPermanent);
+                }
+                FailureDecision::TaskCompleted => prop_assert!(false, "not completed"),
             }
         }
     }

@@ -12,6 +12,13 @@ use std::str::FromStr;
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// The run's roll-up counters. The Python worker updates them with `SET x = x + :v`, which
+/// DynamoDB rejects when the attribute is missing, so every run item carries all of them as
+/// numbers from its creation (initialize), and legacy runs get them before a retry
+/// (initialize's retry mode, `arcctl migrate backfill-runs`).
+pub const RUN_ROLLUPS: [&str; 5] =
+    ["completed_tasks", "failed_tasks", "total_cost_usd", "total_input_tokens", "total_output_tokens"];
+
 /// One row of the tasks table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TaskRecord {
@@ -27,6 +34,8 @@ pub struct TaskRecord {
     pub last_error_cause: Option<String>,
     pub last_error_at: Option<String>,
     pub last_failed_job_id: Option<String>,
+    /// The key of the last failure delivery recorded (`job:<id>` or `sfn:<execution>#<time>`).
+    pub last_failure_key: Option<String>,
     pub next_retry_at: Option<String>,
     pub retry_execution: Option<String>,
     pub worker_id: Option<String>,
@@ -80,8 +89,22 @@ pub struct RunRecord {
     pub retry_generation: u64,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub retries_pending: u64,
+    /// Written by the Python worker's completion (`total_input_tokens + :in`).
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub total_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub total_output_tokens: Option<u64>,
     /// The execution whose Complete step finished this run (complete's idempotency key).
     pub completed_by_execution: Option<String>,
+    /// What complete has published to CloudWatch for this run so far (it publishes deltas).
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub published_run_completed: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub published_tasks_completed: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub published_tasks_failed: Option<u64>,
+    #[serde(skip)]
+    pub published_cost_usd: Option<Decimal>,
 }
 
 fn missing_run_status() -> RunStatus {
@@ -103,9 +126,11 @@ impl RunRecord {
     pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
         let key = item_key(&item, &["run_id"]);
         let cost = take_decimal(&mut item, "total_cost_usd", &key)?;
+        let published_cost = take_decimal(&mut item, "published_cost_usd", &key)?;
         let mut rec: RunRecord =
             serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
         rec.total_cost_usd = cost;
+        rec.published_cost_usd = published_cost;
         Ok(rec)
     }
 }

@@ -1,4 +1,4 @@
-//! arc-sweeper: the retry sweeper (DESIGN.md §5). Finds FAILED tasks whose backoff has
+//! arc-sweeper: the retry sweeper (docs/ARCHITECTURE.md, "The sweeper"). Finds FAILED tasks whose backoff has
 //! elapsed, claims each run (one sweeper wins), moves its due tasks FAILED → RETRY_QUEUED and
 //! starts one retry execution per run; repairs what a crashed sweep or an ended execution
 //! left behind. The Lambda (`main.rs`), the tests and an operator CLI all call [`sweep`].
@@ -33,8 +33,10 @@ pub struct SweepSettings {
     pub backoff: BackoffConfig,
     /// `SWEEPER_MAX_TASKS`: tasks re-queued per sweep at most.
     pub max_tasks: usize,
-    /// `MAX_RETRIES`: an ended execution's in-flight task that reaches it is FAILED_PERMANENT.
+    /// `MAX_RETRIES`: a task that reached it is FAILED_PERMANENT, never retried.
     pub max_retries: u32,
+    /// `SWEEPER_MAX_AGE_HOURS`: older failures are not retried by a scheduled sweep.
+    pub max_age: chrono::Duration,
     /// `CLOUDWATCH_NAMESPACE`.
     pub namespace: String,
     /// A run claimed less than this long ago whose execution does not exist yet is left
@@ -54,6 +56,7 @@ impl SweepSettings {
             backoff: config.backoff,
             max_tasks: config.sweeper_max_tasks,
             max_retries: config.max_retries,
+            max_age: chrono::Duration::from_std(config.sweeper_max_age).unwrap_or(chrono::Duration::hours(72)),
             namespace: config.cloudwatch_namespace.clone(),
             repair_grace: chrono::Duration::minutes(15),
             in_flight_stale_after: chrono::Duration::minutes(15),

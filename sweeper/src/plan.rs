@@ -47,6 +47,11 @@ pub enum DeferReason {
     MaxTasks,
     /// The run's execution input would exceed 256 KiB.
     InputSize,
+    /// The failure is older than `SWEEPER_MAX_AGE_HOURS`: left for an operator (a manual
+    /// request for the run retries it).
+    TooOld,
+    /// The task id is not one Initialize accepts: a retry execution would be rejected.
+    InvalidId,
 }
 
 /// A task left FAILED for a later sweep.
@@ -77,30 +82,80 @@ fn deferred(d: &DueTask, reason: DeferReason) -> Deferred {
     }
 }
 
-/// Splits FAILED tasks into due (grouped by run, each run's tasks ordered by task id) and not
-/// yet due. With `ignore_backoff` every task is due.
-pub fn split_due(
-    tasks: Vec<FailedTask>,
-    now: DateTime<Utc>,
-    backoff: &BackoffConfig,
-    ignore_backoff: bool,
-) -> (BTreeMap<String, Vec<DueTask>>, Vec<Deferred>) {
-    let mut due: BTreeMap<String, Vec<DueTask>> = BTreeMap::new();
-    let mut not_yet = Vec::new();
+/// How a sweep decides which FAILED tasks to retry now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuePolicy<'a> {
+    pub backoff: &'a BackoffConfig,
+    /// `MAX_RETRIES`: a task that reached it is made permanent, not retried.
+    pub max_retries: u32,
+    /// Failures older than this stay FAILED (`too_old`); `None` retries them (a manual
+    /// request for one run).
+    pub max_age: Option<chrono::Duration>,
+    /// Every (young enough) task is due now.
+    pub ignore_backoff: bool,
+}
+
+/// FAILED tasks, split.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    /// Due, grouped by run, each run's tasks ordered by task id.
+    pub due: BTreeMap<String, Vec<DueTask>>,
+    /// Left FAILED (not yet due, too old).
+    pub deferred: Vec<Deferred>,
+    /// `retry_count` already reached `MAX_RETRIES`: to be made FAILED_PERMANENT.
+    pub exhausted: Vec<FailedTask>,
+}
+
+/// Splits FAILED tasks into due, deferred and exhausted.
+pub fn split_due(tasks: Vec<FailedTask>, now: DateTime<Utc>, policy: &DuePolicy<'_>) -> Split {
+    let mut split = Split::default();
     for task in tasks {
-        let at = task.due_at(backoff);
+        if arc_shared::failure::is_exhausted(task.retry_count, policy.max_retries) {
+            split.exhausted.push(task);
+            continue;
+        }
+        let at = task.due_at(policy.backoff);
         let d = DueTask { task, due_at: at };
-        if ignore_backoff || at.is_none_or(|t| t <= now) {
-            due.entry(d.task.run_id.clone()).or_default().push(d);
+        let too_old = match (policy.max_age, d.task.failed_at) {
+            (Some(max), Some(failed)) => failed + max < now,
+            _ => false,
+        };
+        if too_old {
+            split.deferred.push(deferred(&d, DeferReason::TooOld));
+        } else if policy.ignore_backoff || at.is_none_or(|t| t <= now) {
+            split.due.entry(d.task.run_id.clone()).or_default().push(d);
         } else {
-            not_yet.push(deferred(&d, DeferReason::NotYetDue));
+            split.deferred.push(deferred(&d, DeferReason::NotYetDue));
         }
     }
-    for v in due.values_mut() {
+    for v in split.due.values_mut() {
         v.sort_by(|a, b| a.task.task_id.cmp(&b.task.task_id));
         v.dedup_by(|a, b| a.task.task_id == b.task.task_id);
     }
-    (due, not_yet)
+    split
+}
+
+/// Why a run's retry input would be rejected by Initialize (its run id or config name fails
+/// today's validators); `None` when it would be accepted. Task ids are checked one by one
+/// by [`valid_task_id`].
+pub fn invalid_run(run_id: &str, config_name: &str) -> Option<String> {
+    if let Err(e) = arc_shared::ids::RunId::parse(run_id) {
+        return Some(format!("run_id is not valid for a retry: {}", e.0));
+    }
+    if let Err(e) = arc_shared::ids::ConfigName::parse(config_name) {
+        return Some(format!("config_name is not valid for a retry: {}", e.0));
+    }
+    None
+}
+
+/// Whether Initialize accepts `task_id` in a retry input.
+pub fn valid_task_id(task_id: &str) -> bool {
+    arc_shared::ids::TaskId::parse(task_id).is_ok()
+}
+
+/// The task as deferred for `reason`.
+pub fn defer(d: &DueTask, reason: DeferReason) -> Deferred {
+    deferred(d, reason)
 }
 
 /// A run eligible for a retry, with its due tasks.
@@ -228,6 +283,45 @@ mod tests {
 
     fn task(run: &str, id: &str, rc: u32, failed_at: Option<DateTime<Utc>>) -> FailedTask {
         FailedTask { run_id: run.into(), task_id: id.into(), retry_count: rc, failed_at }
+    }
+
+    fn policy(b: &BackoffConfig, ignore_backoff: bool) -> DuePolicy<'_> {
+        DuePolicy { backoff: b, max_retries: 10, max_age: None, ignore_backoff }
+    }
+
+    fn split_due(tasks: Vec<FailedTask>, now: DateTime<Utc>, b: &BackoffConfig, ignore: bool) -> (BTreeMap<String, Vec<DueTask>>, Vec<Deferred>) {
+        let s = super::split_due(tasks, now, &policy(b, ignore));
+        (s.due, s.deferred)
+    }
+
+    #[test]
+    fn exhausted_and_too_old_tasks_are_not_retried() {
+        let b = backoff();
+        let p = DuePolicy { backoff: &b, max_retries: 3, max_age: Some(Duration::hours(72)), ignore_backoff: true };
+        let tasks = vec![
+            task("r", "exhausted", 3, Some(t0())),
+            task("r", "old", 1, Some(t0() - Duration::hours(73))),
+            task("r", "young", 1, Some(t0() - Duration::hours(71))),
+            task("r", "no-timestamp", 2, None),
+        ];
+        let s = super::split_due(tasks.clone(), t0(), &p);
+        assert_eq!(s.exhausted.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), vec!["exhausted"]);
+        assert_eq!(s.deferred.len(), 1);
+        assert_eq!((s.deferred[0].task_id.as_str(), s.deferred[0].reason), ("old", DeferReason::TooOld));
+        let due: Vec<&str> = s.due["r"].iter().map(|d| d.task.task_id.as_str()).collect();
+        assert_eq!(due, vec!["no-timestamp", "young"]);
+        // A manual request for the run ignores the age.
+        let s = super::split_due(tasks, t0(), &DuePolicy { max_age: None, ..p });
+        assert_eq!(s.due["r"].len(), 3);
+    }
+
+    #[test]
+    fn retry_inputs_initialize_would_reject_are_named() {
+        assert_eq!(invalid_run("run-cfg-20261126-120000-deadbeef", "gpt-4o"), None);
+        assert!(invalid_run("run with space", "cfg").unwrap().contains("run_id"));
+        assert!(invalid_run("run-a", "bad config!").unwrap().contains("config_name"));
+        assert!(valid_task_id("00576224"));
+        assert!(!valid_task_id("task/with/slash"));
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! Repair, every sweep: RETRY_QUEUED tasks whose execution never started (start it, same
 //! name, same input) or ended (back to FAILED), and RUNNING runs whose execution ended
-//! (their in-flight tasks fail with `ExecutionEnded`, the run status is recomputed).
+//! (their in-flight tasks are settled with `ExecutionEnded`, the run status is recomputed).
 
 use crate::executions::{self, ExecState};
 use crate::find;
 use crate::plan::{execution_arn, name_of_arn};
 use crate::summary::Repair;
 use crate::sweep::Sweep;
-use crate::writes::{self, EndedAttempt, RunCounts};
-use arc_shared::backoff::due_at;
+use crate::writes;
+use arc_shared::failure::settle_in_flight;
+use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
+use arc_shared::store::SettlePolicy;
 use arc_shared::status::{RunStatus, TaskStatus};
-use arc_shared::time::{format_ts, parse_ts};
+use arc_shared::time::parse_ts;
 use arc_shared::ArcError;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -168,8 +170,9 @@ impl Sweep<'_> {
         self.end_run_with(run, arn, status, partition).await
     }
 
-    /// In-flight tasks → FAILED (`ExecutionEnded: <status>`, a failed attempt), tasks queued
-    /// for this execution → FAILED, then the run's status from the counts.
+    /// Tasks the ended execution left in flight are settled by the failure model (a claimed
+    /// task is a failed attempt; a PENDING one no worker claimed is not charged), tasks queued
+    /// for this execution go back to FAILED, then the run's status from the counts.
     async fn end_run_with(
         &mut self,
         run: &RunRecord,
@@ -179,59 +182,45 @@ impl Sweep<'_> {
     ) -> Result<(), ArcError> {
         let name = name_of_arn(arn).to_owned();
         let settings = &self.deps.settings;
-        let cause = format!("ExecutionEnded: {status}");
+        let policy = SettlePolicy {
+            max_retries: settings.max_retries,
+            backoff: &settings.backoff,
+            job_ran: false,
+            error_type: EXECUTION_ENDED,
+            now: self.now,
+        };
         let mut after: Vec<TaskStatus> = Vec::with_capacity(tasks.len());
-        let mut to_fail: Vec<(TaskRecord, EndedAttempt)> = Vec::new();
         let mut to_unqueue: Vec<String> = Vec::new();
-        for t in tasks {
-            if t.status.is_in_flight() {
-                let rc = t.retry_count.saturating_add(1);
-                let permanent = rc >= settings.max_retries;
-                let ended = EndedAttempt {
-                    status: if permanent { TaskStatus::FailedPermanent } else { TaskStatus::Failed },
-                    retry_count: rc,
-                    cause: cause.clone(),
-                    next_retry_at: (!permanent)
-                        .then(|| format_ts(due_at(&settings.backoff, &t.run_id, &t.task_id, rc, self.now))),
-                };
-                after.push(ended.status.clone());
-                to_fail.push((t, ended));
+        let mut in_flight = 0u64;
+        for t in &tasks {
+            if let Some(s) = settle_in_flight(&t.status, t.retry_count, settings.max_retries, false) {
+                in_flight += 1;
+                after.push(if s.permanent { TaskStatus::FailedPermanent } else { TaskStatus::Failed });
             } else if t.status == TaskStatus::RetryQueued && t.retry_execution.as_deref() == Some(name.as_str()) {
                 after.push(TaskStatus::Failed);
-                to_unqueue.push(t.task_id);
+                to_unqueue.push(t.task_id.clone());
             } else {
-                after.push(t.status);
+                after.push(t.status.clone());
             }
         }
-        let failed_in_flight = to_fail.len() as u64;
+        let mut failed_in_flight = in_flight;
         if !self.req.dry_run {
-            let tables = &self.deps.tables;
-            let now = self.now_s.as_str();
-            let results: Vec<(usize, bool)> = stream::iter(to_fail.iter().enumerate())
-                .map(|(i, (t, ended))| async move {
-                    writes::fail_in_flight(tables, &t.run_id, &t.task_id, &t.status, t.retry_count, ended, now)
-                        .await
-                        .map(|ok| (i, ok))
-                })
-                .buffer_unordered(WRITE_CONCURRENCY)
-                .try_collect()
-                .await?;
-            for (i, ok) in results {
-                if !ok {
-                    tracing::info!(run_id = %run.run_id, task_id = %to_fail[i].0.task_id, "task changed meanwhile: not failed by repair");
-                }
-            }
+            let settled = self.deps.tables.settle_in_flight(&tasks, &policy).await?;
+            failed_in_flight = settled.iter().filter(|s| s.written).count() as u64;
         }
         let unqueued = self.unqueue(&run.run_id, Some(&name), &to_unqueue).await?;
-        let counts = counts_of(&after);
-        let new_status = RunStatus::from_counts(counts.total, counts.failed);
+        let mut counts = Metrics::default();
+        for s in &after {
+            counts.add(s, None, None, (None, None));
+        }
+        let new_status = RunStatus::from_counts(counts.total_tasks, counts.failed_tasks);
         tracing::info!(
             run_id = %run.run_id, execution_arn = arn, execution_status = status, failed_in_flight, unqueued,
             run_status = new_status.as_str(), "repair: run's execution ended"
         );
         if !self.req.dry_run {
             // A RUNNING run is read again after a change here: counts come from the tasks.
-            match writes::finish_run(&self.deps.tables, &run.run_id, arn, counts, &self.now_s).await? {
+            match writes::finish_run(&self.deps.tables, &run.run_id, arn, &counts, &self.now_s).await? {
                 Some(updated) => {
                     self.runs.insert(run.run_id.clone(), Some(updated));
                 }
@@ -250,35 +239,6 @@ impl Sweep<'_> {
     }
 }
 
-/// The run counts of a set of task statuses.
-pub(crate) fn counts_of(statuses: &[TaskStatus]) -> RunCounts {
-    let mut c = RunCounts { total: statuses.len() as u64, ..RunCounts::default() };
-    for s in statuses {
-        match s {
-            TaskStatus::Completed => c.completed += 1,
-            TaskStatus::Failed => {
-                c.failed += 1;
-                c.retries_pending += 1;
-            }
-            TaskStatus::FailedPermanent => c.failed += 1,
-            TaskStatus::RetryQueued => c.retries_pending += 1,
-            _ => {}
-        }
-    }
-    c
-}
+/// `last_error_type` of a task whose execution ended before its job did.
+pub const EXECUTION_ENDED: &str = "ExecutionEnded";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_follow_the_aggregation_rules() {
-        use TaskStatus::*;
-        let c = counts_of(&[Completed, Failed, FailedPermanent, RetryQueued, Pending]);
-        assert_eq!(c, RunCounts { total: 5, completed: 1, failed: 2, retries_pending: 2 });
-        assert_eq!(RunStatus::from_counts(c.total, c.failed), RunStatus::CompletedWithErrors);
-        let c = counts_of(&[Failed, FailedPermanent]);
-        assert_eq!(RunStatus::from_counts(c.total, c.failed), RunStatus::Failed);
-    }
-}

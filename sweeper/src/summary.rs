@@ -36,6 +36,9 @@ pub struct SweepSummary {
     /// Repairs: executions started for orphaned RETRY_QUEUED tasks, tasks sent back to FAILED,
     /// runs whose execution ended finished.
     pub repaired: Vec<Repair>,
+    /// FAILED tasks whose `retry_count` had already reached MAX_RETRIES: made
+    /// FAILED_PERMANENT (counted on their run once) instead of retried.
+    pub made_permanent: Vec<TaskRef>,
     /// Task ids of the request that are not FAILED tasks of the run.
     pub unmatched_task_ids: Vec<String>,
     /// Errors that did not stop the sweep (one run's failure does not block the others).
@@ -51,6 +54,13 @@ pub struct StartedExecution {
     pub tasks: u64,
     /// Why: `retry` (a new generation) or `repair` (a claimed generation whose start was lost).
     pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskRef {
+    pub run_id: String,
+    pub task_id: String,
+    pub retry_count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

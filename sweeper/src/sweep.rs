@@ -14,6 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Runs read at once.
 const READ_CONCURRENCY: usize = 8;
+/// What the plan reads of a FAILED task (50,000 of them with 4,000-character causes would not
+/// fit a Lambda's memory; these few attributes do).
+const FAILED_PROJECTION: &str = "run_id, task_id, #status, retry_count, last_error_at, updated_at";
+/// What repair reads of a RETRY_QUEUED task.
+const QUEUED_PROJECTION: &str = "run_id, task_id, #status, retry_count, retry_execution, updated_at";
+const KEY_PROJECTION: &str = "run_id, task_id";
 
 /// The state of one sweep in progress.
 pub(crate) struct Sweep<'a> {
@@ -94,12 +100,21 @@ impl Sweep<'_> {
         self.summary.scanned = work.failed.len() as u64;
 
         let failed: Vec<FailedTask> = work.failed.iter().map(FailedTask::from_record).collect();
-        let (due, not_yet) = plan::split_due(failed, self.now, &self.deps.settings.backoff, self.req.ignore_backoff);
+        let settings = &self.deps.settings;
+        let policy = plan::DuePolicy {
+            backoff: &settings.backoff,
+            max_retries: settings.max_retries,
+            // A manual request for one run retries it whatever the age of its failures.
+            max_age: self.req.run_id.is_none().then_some(settings.max_age),
+            ignore_backoff: self.req.ignore_backoff,
+        };
+        let plan::Split { due, deferred, exhausted } = plan::split_due(failed, self.now, &policy);
         self.summary.due = due.values().map(|v| v.len() as u64).sum();
-        for d in &not_yet {
-            tracing::info!(run_id = %d.run_id, task_id = %d.task_id, due_at = d.due_at.as_deref(), "deferred: not yet due");
+        for d in &deferred {
+            tracing::info!(run_id = %d.run_id, task_id = %d.task_id, due_at = d.due_at.as_deref(), reason = ?d.reason, "deferred");
         }
-        self.summary.defer(not_yet);
+        self.summary.defer(deferred);
+        self.make_permanent(exhausted).await;
 
         // Read every run involved once, after all task queries (so a RETRY_QUEUED task seen
         // above is never older than the run state read here).
@@ -142,7 +157,24 @@ impl Sweep<'_> {
                 }
                 Some(Some(run)) => match run.config_name.filter(|c| !c.is_empty()) {
                     None => self.skip(&run_id, n, "run has no config_name"),
-                    Some(config_name) => candidates.push(Candidate { run_id, config_name, tasks }),
+                    Some(config_name) => match plan::invalid_run(&run_id, &config_name) {
+                        // Initialize would reject the retry input: starting it would only fail
+                        // again on every sweep.
+                        Some(why) => self.skip(&run_id, n, &why),
+                        None => {
+                            let (tasks, invalid): (Vec<_>, Vec<_>) =
+                                tasks.into_iter().partition(|d| plan::valid_task_id(&d.task.task_id));
+                            let invalid: Vec<_> =
+                                invalid.iter().map(|d| plan::defer(d, plan::DeferReason::InvalidId)).collect();
+                            for d in &invalid {
+                                tracing::warn!(run_id = %d.run_id, task_id = %d.task_id, "deferred: a task id Initialize would reject");
+                            }
+                            self.summary.defer(invalid);
+                            if !tasks.is_empty() {
+                                candidates.push(Candidate { run_id, config_name, tasks });
+                            }
+                        }
+                    },
                 },
             }
         }
@@ -162,6 +194,32 @@ impl Sweep<'_> {
             }
         }
         Ok(())
+    }
+
+    /// FAILED tasks whose count already reached MAX_RETRIES become FAILED_PERMANENT, counted
+    /// on their run once (a dry run only reports them).
+    async fn make_permanent(&mut self, exhausted: Vec<FailedTask>) {
+        for t in exhausted {
+            if !self.req.dry_run {
+                match self.deps.tables.make_permanent(&t.run_id, &t.task_id, t.retry_count, &self.now_s).await {
+                    Ok(arc_shared::store::Written::Yes) => {}
+                    Ok(_) => {
+                        tracing::info!(run_id = %t.run_id, task_id = %t.task_id, "task changed meanwhile: not made permanent");
+                        continue;
+                    }
+                    Err(e) => {
+                        self.summary.error(Some(&t.run_id), &e);
+                        continue;
+                    }
+                }
+            }
+            tracing::info!(run_id = %t.run_id, task_id = %t.task_id, retry_count = t.retry_count, "retries exhausted: FAILED_PERMANENT");
+            self.summary.made_permanent.push(crate::summary::TaskRef {
+                run_id: t.run_id,
+                task_id: t.task_id,
+                retry_count: t.retry_count,
+            });
+        }
     }
 
     fn skip(&mut self, run_id: &str, due_tasks: u64, reason: &str) {
@@ -204,14 +262,14 @@ impl Sweep<'_> {
         // delay can be due (the jitter is at least one half).
         let cutoff = (!self.req.ignore_backoff)
             .then(|| format_ts(self.now - chrono_of(self.deps.settings.backoff.base_delay) / 4));
-        let failed = find::by_status(tables, &TaskStatus::Failed, cutoff.as_deref(), None).await?;
+        let failed = find::by_status(tables, &TaskStatus::Failed, cutoff.as_deref(), Some(FAILED_PROJECTION)).await?;
         let failed = self.keep(failed);
-        let queued = find::by_status(tables, &TaskStatus::RetryQueued, None, None).await?;
+        let queued = find::by_status(tables, &TaskStatus::RetryQueued, None, Some(QUEUED_PROJECTION)).await?;
         let queued = self.keep(queued);
         let stale = format_ts(self.now - self.deps.settings.in_flight_stale_after);
         let mut in_flight_runs = BTreeSet::new();
         for status in [TaskStatus::Pending, TaskStatus::InProgress] {
-            let found = find::by_status(tables, &status, Some(&stale), Some("run_id, task_id")).await?;
+            let found = find::by_status(tables, &status, Some(&stale), Some(KEY_PROJECTION)).await?;
             in_flight_runs.extend(self.keep(found).into_iter().map(|t| t.run_id));
         }
         Ok(Work { failed, queued, in_flight_runs })

@@ -2,6 +2,7 @@
 //! whose condition fails returns `false`/`None` (someone else changed the item); every
 //! other failure is an error. Each names `status` as `#status`.
 
+use arc_shared::metrics::Metrics;
 use arc_shared::records::{n, s, RunRecord};
 use arc_shared::status::{RunStatus, TaskStatus};
 use arc_shared::store::{conditional, Tables, UpdateExpr};
@@ -124,70 +125,21 @@ async fn unqueue(
         .await;
     Ok(conditional("UpdateItem tasks (unqueue)", r)?.is_some())
 }
-/// What an in-flight task of an ended execution becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndedAttempt {
-    pub status: TaskStatus,
-    pub retry_count: u32,
-    pub cause: String,
-    pub next_retry_at: Option<String>,
-}
-
-/// PENDING / IN_PROGRESS (status `seen`, count `seen_rc`) → FAILED or FAILED_PERMANENT with
-/// `last_error_type = ExecutionEnded`, counted as a failed attempt.
-pub async fn fail_in_flight(
-    tables: &Tables,
-    run_id: &str,
-    task_id: &str,
-    seen: &TaskStatus,
-    seen_rc: u32,
-    ended: &EndedAttempt,
-    now: &str,
-) -> Result<bool, ArcError> {
-    let update = UpdateExpr::new()
-        .set("status", s(ended.status.as_str()))
-        .set("retry_count", n(ended.retry_count))
-        .set("last_error_type", s("ExecutionEnded"))
-        .set("last_error_cause", s(&ended.cause))
-        .set("last_error_at", s(now))
-        .set("updated_at", s(now))
-        .expect_eq_or_missing("status", seen_status(seen.as_str()))
-        .expect_count("retry_count", u64::from(seen_rc));
-    let update = match &ended.next_retry_at {
-        Some(next) => update.set("next_retry_at", s(next)),
-        None => update.remove("next_retry_at"),
-    };
-    let r = update
-        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(Tables::task_key(run_id, task_id))))
-        .send()
-        .await;
-    Ok(conditional("UpdateItem tasks (execution ended)", r)?.is_some())
-}
-
-/// Counts of a run's tasks after a repair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RunCounts {
-    pub total: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub retries_pending: u64,
-}
-
 /// The run's status recomputed (`RunStatus::from_counts`) after its execution `arn` ended,
 /// conditional on the run still being RUNNING with that execution.
 pub async fn finish_run(
     tables: &Tables,
     run_id: &str,
     arn: &str,
-    counts: RunCounts,
+    counts: &Metrics,
     now: &str,
 ) -> Result<Option<RunRecord>, ArcError> {
-    let status = RunStatus::from_counts(counts.total, counts.failed);
+    let status = RunStatus::from_counts(counts.total_tasks, counts.failed_tasks);
     let r = UpdateExpr::new()
         .set("status", s(status.as_str()))
-        .set("total_tasks", n(counts.total))
-        .set("completed_tasks", n(counts.completed))
-        .set("failed_tasks", n(counts.failed))
+        .set("total_tasks", n(counts.total_tasks))
+        .set("completed_tasks", n(counts.completed_tasks))
+        .set("failed_tasks", n(counts.failed_tasks))
         .set("retries_pending", n(counts.retries_pending))
         .set("updated_at", s(now))
         .expect_eq("status", s(RunStatus::Running.as_str()))

@@ -1,13 +1,14 @@
-//! One execution of the state machine, run locally in its order: Initialize → a simulated
-//! Batch job per task (bounded concurrency) → Aggregate → Complete, each step the real
-//! handler code.
+//! One execution of the state machine, run locally in its order: Initialize → a Batch job per
+//! task run by the worker double (bounded concurrency) → Aggregate → Complete, each step the
+//! real handler code.
 
 use super::progress::Progress;
-use super::worker::{run_job, JobOutcome, WorkerSim};
+use super::worker::{run_job, WorkerSim};
 use crate::exit::CliError;
 use arc_handlers::{aggregate, complete, initialize};
 use arc_shared::runtime::Env;
 use arc_shared::ArcError;
+use arc_worker_double::Worker;
 use futures::stream::{self, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -45,13 +46,16 @@ pub struct ExecutionReport {
     pub run_id: String,
     pub jobs: u64,
     pub completed: u64,
-    pub failed_retryable: u64,
+    /// Jobs that failed (delivered to handle-error).
+    pub failed_jobs: u64,
     pub failed_permanent: u64,
     pub not_claimed: u64,
-    /// Failures delivered to handle_error twice.
+    /// Failed jobs delivered to handle-error twice.
     pub redelivered: u64,
-    /// Failures the worker recorded itself before handle_error (the Python worker's way).
-    pub self_reported: u64,
+    /// Attempts whose failure the worker recorded itself (its failure path).
+    pub worker_recorded: u64,
+    /// Container attempts that failed in all.
+    pub failed_attempts: u64,
     /// Complete's final run status.
     pub run_status: String,
 }
@@ -61,17 +65,26 @@ pub struct Runner {
     pub env: Arc<Env>,
     pub sim: WorkerSim,
     pub concurrency: usize,
+    worker: Worker,
     /// The cost each completed task's worker wrote, by task id (a task completes at most once).
     ledger: Mutex<BTreeMap<String, Decimal>>,
     /// Tasks a worker completed twice: the accounting check reports them.
     completed_twice: Mutex<Vec<String>>,
-    /// Failed jobs per task.
+    /// Failed attempts per task (each counts once in its `retry_count`).
     failures: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Runner {
     pub fn new(env: Arc<Env>, sim: WorkerSim, concurrency: usize) -> Self {
+        let worker = Worker::new(
+            env.clients.dynamodb.clone(),
+            &env.config.runs_table,
+            &env.config.tasks_table,
+            env.clock.clone(),
+        )
+        .with_max_retries(env.config.max_retries);
         Self {
+            worker,
             env,
             sim,
             concurrency: concurrency.max(1),
@@ -93,9 +106,9 @@ impl Runner {
         self.failures.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn record_failure(&self, task_id: String) {
+    fn record_failures(&self, task_id: String, n: u32) {
         if let Ok(mut f) = self.failures.lock() {
-            *f.entry(task_id).or_default() += 1;
+            *f.entry(task_id).or_default() += n;
         }
     }
 
@@ -116,15 +129,10 @@ impl Runner {
             None => return Err(CliError::failed(format!("execution {execution_arn}: input is not a JSON object"))),
         }
         let init = call_handler(|| initialize::handle(self.env.clone(), input.clone())).await?;
-        let run_id = init.get("run_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let task_ids: Vec<String> = init
-            .get("task_ids")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        if run_id.is_empty() {
-            return Err(CliError::failed(format!("initialize answered without a run_id: {init}")));
-        }
+        let init: initialize::Output = serde_json::from_value(init)
+            .map_err(|e| CliError::failed(format!("initialize answered an unexpected shape: {e}")))?;
+        let run_id = init.run_id.clone();
+        let task_ids = self.items(&init).await?;
 
         let mut report = ExecutionReport { run_id: run_id.clone(), ..ExecutionReport::default() };
         let mut progress = Progress::new(label, task_ids.len() as u64);
@@ -132,29 +140,27 @@ impl Runner {
             .map(|task_id| {
                 let run_id = run_id.clone();
                 async move {
-                    let outcome = run_job(&self.env, self.sim, &run_id, &task_id, attempt).await;
+                    let outcome =
+                        run_job(&self.env, &self.worker, self.sim, &run_id, &task_id, attempt, execution_arn).await;
                     (task_id, outcome)
                 }
             })
             .buffer_unordered(self.concurrency);
         while let Some((task_id, outcome)) = jobs.next().await {
+            let o = outcome?;
             report.jobs += 1;
-            match outcome? {
-                JobOutcome::Completed { cost_usd, .. } => {
-                    report.completed += 1;
-                    self.record(task_id, cost_usd);
-                }
-                JobOutcome::Failed { permanent, redelivered, self_reported } => {
-                    if permanent {
-                        report.failed_permanent += 1;
-                    } else {
-                        report.failed_retryable += 1;
-                    }
-                    report.redelivered += u64::from(redelivered);
-                    report.self_reported += u64::from(self_reported);
-                    self.record_failure(task_id);
-                }
-                JobOutcome::NotClaimed => report.not_claimed += 1,
+            report.not_claimed += u64::from(o.not_claimed);
+            report.worker_recorded += u64::from(o.worker_recorded);
+            report.failed_attempts += u64::from(o.failed_attempts);
+            if o.deliveries > 0 {
+                report.failed_jobs += 1;
+                report.failed_permanent += u64::from(o.permanent);
+                report.redelivered += u64::from(o.deliveries > 1);
+            }
+            self.record_failures(task_id.clone(), o.failed_attempts + u32::from(o.failed_unclaimed));
+            if let Some(cost) = o.completed {
+                report.completed += 1;
+                self.record(task_id, cost);
             }
             progress.tick();
         }
@@ -166,6 +172,15 @@ impl Runner {
         let done = call_handler(|| complete::handle(self.env.clone(), event.clone())).await?;
         report.run_status = done.get("status").and_then(Value::as_str).unwrap_or("?").to_owned();
         Ok(report)
+    }
+
+    /// The task ids the Map reads: the item list Initialize wrote to S3 (as the deployed state
+    /// machine's ItemReader does), else its inline `task_ids`.
+    async fn items(&self, init: &initialize::Output) -> Result<Vec<String>, CliError> {
+        match &init.items {
+            Some(at) => Ok(arc_shared::store::objects::get_string_list(&self.env.clients.s3, at, "items").await?),
+            None => Ok(init.task_ids.clone().unwrap_or_default()),
+        }
     }
 
     fn record(&self, task_id: String, cost: Decimal) {

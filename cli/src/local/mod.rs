@@ -155,7 +155,6 @@ async fn lifecycle(
         failure_rate: opts.failure_rate,
         accuracy: 0.6,
         redeliver_rate: 0.1,
-        self_reporting_rate: 0.25,
     };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
@@ -346,10 +345,10 @@ async fn status_counts(env: &Env, run_id: &str) -> Result<BTreeMap<String, u64>,
 async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Result<(), CliError> {
     for r in reports {
         emit(&format!(
-            "  {} job(s): {} completed, {} failed (retry scheduled), {} failed permanently{}{}; run now {}",
+            "  {} job(s): {} completed, {} failed ({} of them permanently){}{}; run now {}",
             r.jobs,
             r.completed,
-            r.failed_retryable,
+            r.failed_jobs,
             r.failed_permanent,
             failure_notes(r),
             if r.not_claimed > 0 { format!(", {} not claimed", r.not_claimed) } else { String::new() },
@@ -364,8 +363,8 @@ async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Re
 /// `(3 recorded by the worker itself, 1 delivered twice)`, or nothing.
 fn failure_notes(r: &ExecutionReport) -> String {
     let mut notes = Vec::new();
-    if r.self_reported > 0 {
-        notes.push(format!("{} recorded by the worker itself", r.self_reported));
+    if r.failed_attempts > 0 {
+        notes.push(format!("{} failed attempt(s), {} recorded by the worker itself", r.failed_attempts, r.worker_recorded));
     }
     if r.redelivered > 0 {
         notes.push(format!("{} delivered twice", r.redelivered));

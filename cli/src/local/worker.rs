@@ -1,189 +1,149 @@
-//! A simulated AWS Batch job following the worker contract: claim the task (PENDING →
-//! IN_PROGRESS, `worker_id` = the job id), then either write COMPLETED with cost, tokens,
-//! `is_correct` and `result_s3_key`, or exit non-zero, which Step Functions delivers to
-//! handle_error as `States.TaskFailed` with the Batch job description as the Cause.
+//! One simulated AWS Batch job per task, run by the worker double (`arc_worker_double`): the
+//! Python worker's exact writes, its exit codes and the job definition's retry strategy (up to
+//! three container attempts per job). What the attempts do is drawn from a seeded PRNG; a job
+//! that fails is delivered to handle-error as Step Functions delivers it (`States.TaskFailed`,
+//! the job description as the Cause, the state's delivery key), sometimes twice.
 
 use super::execution::call_handler;
 use super::prng::Prng;
-use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
-use arc_shared::store::{conditional, Tables, UpdateExpr};
-use arc_shared::time::format_ts;
+use arc_shared::store::{Tables, UpdateExpr};
 use arc_shared::ArcError;
+use arc_worker_double::{Behaviour, Completion, Job, Worker, BATCH_ATTEMPTS};
 use aws_sdk_dynamodb::types::AttributeValue;
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 /// How one simulated job went.
 #[derive(Debug, Clone, PartialEq)]
-pub enum JobOutcome {
-    /// COMPLETED with this cost.
-    Completed { cost_usd: Decimal, correct: bool },
-    /// The job failed; handle_error answered `RETRY_SCHEDULED` (stored FAILED) or
-    /// `FAILED_PERMANENT`. `redelivered`: the failure event was delivered twice.
-    /// `self_reported`: the worker recorded the failure itself first (the Python worker's way).
-    Failed { permanent: bool, redelivered: bool, self_reported: bool },
-    /// The task was not PENDING, so this job did not claim it (as the real worker exits).
-    NotClaimed,
+pub struct JobOutcome {
+    /// The job's attempts that the worker ran and that failed: each is one failed attempt of
+    /// the task, however it gets recorded (by the worker, by handle-error, by Aggregate).
+    pub failed_attempts: u32,
+    /// The job failed without any attempt claiming the task: handle-error counts it once.
+    pub failed_unclaimed: bool,
+    /// The cost the worker charged, when an attempt completed the task.
+    pub completed: Option<Decimal>,
+    /// The job failed and its failure was delivered to handle-error (and how often).
+    pub deliveries: u32,
+    /// Attempts whose failure the worker recorded itself.
+    pub worker_recorded: u32,
+    /// handle-error's answer said `FAILED_PERMANENT`.
+    pub permanent: bool,
+    /// The first attempt found the task already claimed and exited 0.
+    pub not_claimed: bool,
 }
 
 /// The knobs of the simulation.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerSim {
     pub seed: u64,
+    /// Probability that a container attempt fails.
     pub failure_rate: f64,
-    /// Of the jobs that complete, the share that solve the task.
+    /// Of the attempts that complete, the share that solve the task.
     pub accuracy: f64,
-    /// Of the failures, the share delivered to handle_error twice (Step Functions delivers at
-    /// least once); each failed job must still be counted once.
+    /// Of the failed jobs, the share delivered to handle-error twice (Step Functions delivers
+    /// at least once); each must still be counted once.
     pub redeliver_rate: f64,
-    /// Of the failures, the share where the worker records its own failure before exiting
-    /// non-zero, as the Python worker does (status FAILED, `retry_count` + 1): handle_error
-    /// must annotate it, not count it again.
-    pub self_reporting_rate: f64,
 }
 
-/// Ways a simulated job fails, with the Batch status reason and the container exit code.
-const FAILURES: [(&str, i64); 3] = [
-    ("Essential container in task exited", 1),
-    ("OutOfMemoryError: Container killed due to memory usage", 137),
-    ("Host EC2 (instance i-0abc) terminated.", 143),
-];
+/// The ways an attempt fails, by weight: the task raises (the worker records it, exit 1, Batch
+/// retries), OOM (137, no retry), a spot reclaim (143, "Host EC2 … terminated", Batch
+/// retries), the image cannot be pulled (never starts, no retry).
+fn failure(rng: &mut Prng) -> Behaviour {
+    match rng.range(0, 99) {
+        0..=54 => Behaviour::Fail { message: "RateLimitError: 429 from the model provider".to_owned() },
+        55..=74 => Behaviour::Killed {
+            exit_code: 137,
+            reason: "OutOfMemoryError: Container killed due to memory usage".to_owned(),
+        },
+        75..=89 => Behaviour::Killed { exit_code: 143, reason: "Host EC2 (instance i-0abc) terminated.".to_owned() },
+        _ => Behaviour::NotStarted {
+            status_reason: "CannotPullContainerError: pull image manifest has been retried 1 time(s)".to_owned(),
+        },
+    }
+}
 
-/// Runs the job for `task_id` of `run_id`; `attempt` (the round) keys its random draws.
+/// Runs the Batch job for `task_id` of `run_id`; `round` keys its random draws.
 pub async fn run_job(
     env: &Arc<Env>,
+    worker: &Worker,
     sim: WorkerSim,
     run_id: &str,
     task_id: &str,
-    attempt: u32,
+    round: u32,
+    execution_arn: &str,
 ) -> Result<JobOutcome, ArcError> {
-    let mut rng = Prng::keyed(sim.seed, &format!("{task_id}/{attempt}"));
-    let job_id = rng.uuid();
-    let tables = env.tables();
-    let key = Tables::task_key(run_id, task_id);
-    let started_at = format_ts(env.clock.now());
+    let mut rng = Prng::keyed(sim.seed, &format!("{task_id}/{round}"));
+    let plan: Vec<Behaviour> = (0..BATCH_ATTEMPTS)
+        .map(|_| {
+            if rng.chance(sim.failure_rate) {
+                failure(&mut rng)
+            } else {
+                Behaviour::Complete(Completion {
+                    cost_usd: Decimal::new(rng.range(1_000, 500_000) as i64, 6),
+                    tokens_input: rng.range(1_000, 20_000),
+                    tokens_output: rng.range(100, 4_000),
+                    result_s3_key: Some(format!("runs/{run_id}/tasks/{task_id}/r{round}.json")),
+                })
+            }
+        })
+        .collect();
+    let correct = rng.chance(sim.accuracy);
+    let redeliver = rng.chance(sim.redeliver_rate);
+    let job = worker.run_job(run_id, task_id, &plan).await;
 
-    let claim = UpdateExpr::new()
-        .set("status", s("IN_PROGRESS"))
-        .set("worker_id", s(&job_id))
-        .set("started_at", s(&started_at))
-        .set("updated_at", s(&started_at))
-        .expect_eq("status", s("PENDING"))
-        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(key.clone())))
-        .send()
-        .await;
-    if conditional("UpdateItem tasks (claim)", claim)?.is_none() {
-        return Ok(JobOutcome::NotClaimed);
+    let mut out = outcome_of(&job, &plan);
+    if out.completed.is_some() {
+        score(env, run_id, task_id, correct).await?;
     }
-
-    if rng.chance(sim.failure_rate) {
-        let (reason, exit_code) = FAILURES[rng.range(0, FAILURES.len() as u64 - 1) as usize];
-        let self_reported = rng.chance(sim.self_reporting_rate);
-        if self_reported {
-            record_own_failure(&tables, key, &job_id, reason, &format_ts(env.clock.now())).await?;
-        }
-        let cause = batch_job_description(&job_id, task_id, reason, exit_code);
+    if !job.succeeded {
         let event = json!({
             "run_id": run_id,
             "task_id": task_id,
-            "error": {"Error": "States.TaskFailed", "Cause": cause.to_string()},
+            "error": job.step_functions_error(task_id, &[("RUN_ID".to_owned(), run_id.to_owned())]),
+            "delivery": {"execution_arn": format!("{execution_arn}/{task_id}"), "entered_at": job.job_id},
         });
-        let out = call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
-        let permanent = out.get("status").and_then(Value::as_str) == Some("FAILED_PERMANENT");
-        let redelivered = rng.chance(sim.redeliver_rate);
-        if redelivered {
-            call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
+        for _ in 0..(1 + u32::from(redeliver)) {
+            let answer = call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
+            out.permanent = answer.get("status").and_then(|s| s.as_str()) == Some("FAILED_PERMANENT");
+            out.deliveries += 1;
         }
-        return Ok(JobOutcome::Failed { permanent, redelivered, self_reported });
     }
+    Ok(out)
+}
 
-    let cost_usd = Decimal::new(rng.range(1_000, 500_000) as i64, 6);
-    let correct = rng.chance(sim.accuracy);
-    let result_key = format!("runs/{run_id}/tasks/{task_id}/{job_id}.json");
-    if let Some(bucket) = &env.config.s3_bucket {
-        let body = json!({"task_id": task_id, "job_id": job_id, "is_correct": correct}).to_string();
-        env.clients
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(&result_key)
-            .content_type("application/json")
-            .body(body.into_bytes().into())
-            .send()
-            .await
-            .map_err(|e| ArcError::from_sdk("PutObject (task result)", e))?;
+/// What the job's attempts did, from what the double reports of each.
+fn outcome_of(job: &Job, plan: &[Behaviour]) -> JobOutcome {
+    let claimed_failures =
+        job.attempts.iter().filter(|a| a.claimed && (a.exit_code != Some(0) || !a.wrote_completed)).count();
+    let completed_attempt = job.attempts.iter().position(|a| a.claimed && a.exit_code == Some(0) && a.wrote_completed);
+    let completed = completed_attempt.and_then(|i| match plan.get(i).or(plan.last()) {
+        Some(Behaviour::Complete(c)) => Some(c.cost_usd),
+        _ => None,
+    });
+    let any_claim = job.attempts.iter().any(|a| a.claimed);
+    JobOutcome {
+        failed_attempts: claimed_failures as u32,
+        failed_unclaimed: !job.succeeded && !any_claim,
+        completed,
+        deliveries: 0,
+        worker_recorded: job.attempts.iter().filter(|a| a.recorded_failure).count() as u32,
+        permanent: false,
+        not_claimed: job.attempts.first().is_some_and(|a| !a.claimed && a.exit_code == Some(0)),
     }
-    let done_at = format_ts(env.clock.now());
-    UpdateExpr::new()
-        .set("status", s("COMPLETED"))
-        .set("cost_usd", decimal_attr(cost_usd))
-        .set("tokens_input", n(rng.range(1_000, 20_000)))
-        .set("tokens_output", n(rng.range(100, 4_000)))
+}
+
+/// Scoring writes `is_correct` on a completed task (the worker itself does not).
+async fn score(env: &Env, run_id: &str, task_id: &str, correct: bool) -> Result<(), ArcError> {
+    let tables = env.tables();
+    let res = UpdateExpr::new()
         .set("is_correct", AttributeValue::Bool(correct))
-        .set("result_s3_key", s(&result_key))
-        .set("completed_at", s(&done_at))
-        .set("updated_at", s(&done_at))
-        .expect_eq("status", s("IN_PROGRESS"))
-        .expect_eq("worker_id", s(&job_id))
-        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(key)))
+        .exists("run_id")
+        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(Tables::task_key(run_id, task_id))))
         .send()
-        .await
-        .map_err(|e| ArcError::from_sdk("UpdateItem tasks (complete)", e))?;
-    Ok(JobOutcome::Completed { cost_usd, correct })
-}
-
-/// What the Python worker writes when its task fails, before it exits non-zero.
-async fn record_own_failure(
-    tables: &Tables,
-    key: arc_shared::records::Item,
-    job_id: &str,
-    reason: &str,
-    now: &str,
-) -> Result<(), ArcError> {
-    UpdateExpr::new()
-        .set("status", s("FAILED"))
-        .add("retry_count", n(1))
-        .set("error", s(reason))
-        .set("updated_at", s(now))
-        .expect_eq("status", s("IN_PROGRESS"))
-        .expect_eq("worker_id", s(job_id))
-        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(key)))
-        .send()
-        .await
-        .map_err(|e| ArcError::from_sdk("UpdateItem tasks (worker failure)", e))?;
+        .await;
+    arc_shared::store::conditional("UpdateItem tasks (scoring)", res)?;
     Ok(())
-}
-
-/// The Batch job description a `.sync` task puts in the Cause of `States.TaskFailed`.
-pub fn batch_job_description(job_id: &str, task_id: &str, reason: &str, exit_code: i64) -> Value {
-    json!({
-        "Attempts": [{
-            "Container": {"ExitCode": exit_code, "LogStreamName": format!("arc-worker/default/{job_id}")},
-            "StatusReason": reason,
-        }],
-        "Container": {"Command": ["python", "-m", "arc_agi_benchmarking.worker"], "ExitCode": exit_code},
-        "JobArn": format!("arn:aws:batch:us-east-1:123456789012:job/{job_id}"),
-        "JobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/arc-worker:1",
-        "JobId": job_id,
-        "JobName": task_id,
-        "JobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/arc",
-        "Status": "FAILED",
-        "StatusReason": reason,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cause_reads_as_a_batch_failure() {
-        let cause = batch_job_description("job-1", "t1", "Essential container in task exited", 137).to_string();
-        let parsed = arc_shared::failure::parse_batch_cause(&cause).unwrap();
-        assert_eq!(parsed.job_id.as_deref(), Some("job-1"));
-        assert_eq!(parsed.exit_code, Some(137));
-        assert_eq!(parsed.status_reason.as_deref(), Some("Essential container in task exited"));
-    }
 }

@@ -2,13 +2,16 @@
 //! function shares. Item ↔ record conversion lives in `records`; nothing else touches items.
 
 mod batch;
+mod failures;
+pub mod objects;
 pub mod schema;
 mod update;
 
 pub use batch::batch_put;
+pub use failures::{FailureWrite, SeenTask, SettlePolicy, SettledTask, Written};
 pub use update::UpdateExpr;
 
-use crate::error::{ArcError, Result};
+use crate::error::{describe_sdk_error, ArcError, Result};
 use crate::records::{s, Item, RunRecord, TaskRecord};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
@@ -52,6 +55,10 @@ pub fn conditional(
     match r {
         Ok(out) => Ok(Some(out)),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+        // The item is part of a transaction in progress: nothing was written, try again.
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_transaction_conflict_exception()) => {
+            Err(ArcError::DependencyUnavailable { operation: operation.to_owned(), message: describe_sdk_error(&e) })
+        }
         Err(e) => Err(ArcError::from_sdk(operation, e)),
     }
 }

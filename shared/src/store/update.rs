@@ -43,6 +43,14 @@ impl UpdateExpr {
         self
     }
 
+    /// `SET attr = if_not_exists(attr, v)`: writes `v` only where the attribute is missing.
+    pub fn set_if_missing(mut self, attr: &str, v: AttributeValue) -> Self {
+        let n = self.name(attr);
+        let p = self.value("default", attr, v);
+        self.sets.push(format!("{n} = if_not_exists({n}, {p})"));
+        self
+    }
+
     /// `SET attr = v` when `v` is given.
     pub fn set_opt(self, attr: &str, v: Option<AttributeValue>) -> Self {
         match v {
