@@ -3,7 +3,8 @@
 #   1. terraform fmt -check -recursive terraform
 #   2. terraform init -backend=false + validate: the module, examples/sandbox, examples/local;
 #      terraform test of the module (mocked provider: names, environment, tables, IAM
-#      statements, variable validation, adoption preconditions)
+#      statements and roles, the rendered state machine, alarms, variable validation,
+#      adoption postconditions)
 #   3. checkov (pinned, own venv) over terraform/: zero failed checks; skips only in terraform/.checkov.yaml
 #   4. asl-validator (pinned in tools/package.json) on the rendered state machine
 #      (scripts/render-state-machine.sh -> build/state_machine.rendered.json)
@@ -34,7 +35,15 @@ for dir in terraform terraform/examples/sandbox terraform/examples/local; do
 done
 
 step "terraform test (the module against a mocked provider: terraform/tests/*.tftest.hcl)"
-terraform -chdir=terraform test -no-color || fail "terraform test in terraform/"
+mkdir -p "$root/build"
+tf_test_log="$root/build/terraform-test.txt"
+terraform -chdir=terraform test -no-color >"$tf_test_log" 2>&1 || {
+  cat "$tf_test_log" >&2
+  fail "terraform test in terraform/ (log: $tf_test_log)"
+}
+cat "$tf_test_log"
+tf_test_summary="$(grep -E '^Success!' "$tf_test_log" | tail -n 1)"
+[ -n "$tf_test_summary" ] || fail "terraform test printed no summary ($tf_test_log)"
 
 step "the log line and metric names terraform/monitoring.tf reads are the ones the code writes"
 # monitoring.tf: the TasksFailedPermanently filter matches handle-error's "failure recorded"
@@ -176,6 +185,7 @@ rm -f "$local_dir"/terraform.tfstate "$local_dir"/terraform.tfstate.backup
 grep -E '^Destroy complete!' "$root/build/terraform-local-destroy.txt"
 
 step "terraform checks passed"
+echo "terraform test: $tf_test_summary"
 echo "apply:         $apply_summary"
 echo "checkov:       $checkov_summary"
 echo "asl-validator: $asl_result"

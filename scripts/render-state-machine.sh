@@ -26,7 +26,9 @@ output "definition" {
     results_bucket           = "arc-benchmark-results-123456789012"
     runs_table               = "arc_benchmark_runs"
     tasks_table              = "arc_task_progress"
-    map_max_concurrency      = 10
+    map_max_concurrency        = 10
+    batch_task_timeout_seconds = 21600
+    execution_timeout_seconds  = 259200
   })
 }
 TF

@@ -1,6 +1,7 @@
 # IAM: one role per function, granting exactly what function_permissions.json
 # lists (function -> resource class -> actions) plus writing to its own log group;
-# the state machine's role; the scheduler's role.
+# the state machine's role; the scheduler's role. Every role gets var.role_path and
+# var.role_permissions_boundary.
 
 locals {
   function_permissions = jsondecode(file("${path.module}/function_permissions.json"))
@@ -34,10 +35,12 @@ data "aws_iam_policy_document" "lambda_assume" {
 resource "aws_iam_role" "function" {
   for_each = local.function_full_names
 
-  name               = "${each.value}-role"
-  description        = "arc-orchestrator ${each.key} Lambda"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = local.tags
+  name                 = "${each.value}-role"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "arc-orchestrator ${each.key} Lambda"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  tags                 = local.tags
 }
 
 data "aws_iam_policy_document" "function" {
@@ -94,6 +97,10 @@ resource "aws_iam_role_policy" "function" {
 
 # --- State machine role -----------------------------------------------------
 
+# Only this state machine may assume the role: aws:SourceArn is its ARN, that ARN
+# qualified by a Distributed Map label (`<arn>/ProcessTasks`, the state machine of the
+# map's child executions), or one of its Map Runs. Every form names this state
+# machine only.
 data "aws_iam_policy_document" "states_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -108,14 +115,26 @@ data "aws_iam_policy_document" "states_assume" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values = [
+        local.state_machine_arn,
+        "${local.state_machine_arn}/*",
+        "arn:${local.partition}:states:${local.region}:${local.account_id}:mapRun:${local.state_machine_name}/*",
+      ]
+    }
   }
 }
 
 resource "aws_iam_role" "state_machine" {
-  name               = "${local.state_machine_name}-role"
-  description        = "arc-orchestrator state machine"
-  assume_role_policy = data.aws_iam_policy_document.states_assume.json
-  tags               = local.tags
+  name                 = "${local.state_machine_name}-role"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "arc-orchestrator state machine"
+  assume_role_policy   = data.aws_iam_policy_document.states_assume.json
+  tags                 = local.tags
 }
 
 locals {
@@ -152,6 +171,43 @@ data "aws_iam_policy_document" "state_machine" {
     resources = ["*"]
   }
 
+  # The ProcessTasks Distributed Map: it starts one child execution of this state
+  # machine per task, describes and stops them; reads the task ids from the items
+  # object Initialize wrote under runs/; writes the child results (ResultWriter)
+  # under map-results/. Its children are managed by Step Functions itself (no
+  # StartExecution.sync), so no StepFunctionsGetEventsForStepFunctionsExecutionRule.
+  statement {
+    sid       = "StartMapChildExecutions"
+    actions   = ["states:StartExecution"]
+    resources = [local.state_machine_arn]
+  }
+
+  statement {
+    sid     = "ManageMapChildExecutions"
+    actions = ["states:DescribeExecution", "states:StopExecution"]
+    resources = [
+      local.state_machine_execution_arn,
+      "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}/*",
+    ]
+  }
+
+  statement {
+    sid       = "ReadMapItems"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.results_bucket_arn}/runs/*"]
+  }
+
+  statement {
+    sid = "WriteMapResults"
+    actions = [
+      "s3:PutObject",
+      "s3:GetObject",
+      "s3:ListMultipartUploadParts",
+      "s3:AbortMultipartUpload",
+    ]
+    resources = ["${local.results_bucket_arn}/${local.map_results_prefix}/*"]
+  }
+
   statement {
     sid       = "SyncBatchJobEvents"
     actions   = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
@@ -182,6 +238,10 @@ resource "aws_iam_role_policy" "state_machine" {
 
 # --- Scheduler role ---------------------------------------------------------
 
+# EventBridge Scheduler's confused-deputy guidance scopes aws:SourceArn to the
+# schedule group (its current documentation: not to one schedule's ARN; older pages
+# show `schedule/<group>/*`). Both forms are accepted, for the module's own group only,
+# which holds nothing but the sweeper schedule.
 data "aws_iam_policy_document" "scheduler_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -196,16 +256,24 @@ data "aws_iam_policy_document" "scheduler_assume" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.schedule_group_arn, local.schedule_arns]
+    }
   }
 }
 
 resource "aws_iam_role" "scheduler" {
   count = var.enable_schedule ? 1 : 0
 
-  name               = "${var.name_prefix}-sweeper-schedule-role"
-  description        = "arc-orchestrator sweeper schedule"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
-  tags               = local.tags
+  name                 = "${var.name_prefix}-sweeper-schedule-role"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "arc-orchestrator sweeper schedule"
+  assume_role_policy   = data.aws_iam_policy_document.scheduler_assume.json
+  tags                 = local.tags
 }
 
 data "aws_iam_policy_document" "scheduler" {

@@ -2,27 +2,34 @@
 # scripts/build-lambdas.sh writes to <lambda_zip_dir>/<name>/bootstrap.zip.
 
 locals {
-  # DESIGN.md section 6. Every function gets the shared settings; the sweeper also
-  # gets its own.
+  # docs/ARCHITECTURE.md. Every function gets the shared settings; handle-error also
+  # gets the retry backoff (it computes a failed task's next_retry_at with the same
+  # policy the sweeper applies), the sweeper its own settings too.
   common_environment = {
-    RUNS_TABLE           = var.runs_table_name
-    TASKS_TABLE          = var.tasks_table_name
+    RUNS_TABLE           = local.runs_table_name
+    TASKS_TABLE          = local.tasks_table_name
     S3_BUCKET            = local.results_bucket_name
     MAX_RETRIES          = tostring(var.max_retries)
     CLOUDWATCH_NAMESPACE = var.cloudwatch_namespace
     NON_RETRYABLE_ERRORS = join(",", var.non_retryable_errors)
   }
 
-  sweeper_environment = {
-    STATE_MACHINE_ARN          = local.state_machine_arn
+  backoff_environment = {
     SWEEPER_BASE_DELAY_SECONDS = tostring(var.sweeper_base_delay_seconds)
     SWEEPER_MAX_DELAY_SECONDS  = tostring(var.sweeper_max_delay_seconds)
-    SWEEPER_MAX_TASKS          = tostring(var.sweeper_max_tasks)
   }
 
+  sweeper_environment = merge(local.backoff_environment, {
+    STATE_MACHINE_ARN     = local.state_machine_arn
+    SWEEPER_MAX_TASKS     = tostring(var.sweeper_max_tasks)
+    SWEEPER_MAX_AGE_HOURS = tostring(var.sweeper_max_age_hours)
+  })
+
   function_environment = {
-    for name in local.function_names : name => (
-      name == "sweeper" ? merge(local.common_environment, local.sweeper_environment) : local.common_environment
+    for name in local.function_names : name => merge(
+      local.common_environment,
+      name == "sweeper" ? local.sweeper_environment : {},
+      name == "handle-error" ? local.backoff_environment : {},
     )
   }
 
@@ -61,4 +68,15 @@ resource "aws_lambda_function" "this" {
     aws_cloudwatch_log_group.function,
     aws_iam_role_policy.function,
   ]
+}
+
+# The sweeper is invoked asynchronously by the schedule. Lambda's own async retries
+# (up to 2, spread over as long as 6 hours by default) would re-run a failed sweep
+# long after the next scheduled one: none, and an event not delivered within 10
+# minutes is dropped (the schedule invokes again every interval; the
+# sweeper-not-running alarm reports a sweeper that stops running).
+resource "aws_lambda_function_event_invoke_config" "sweeper" {
+  function_name                = aws_lambda_function.this["sweeper"].function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 600
 }

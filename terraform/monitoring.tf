@@ -1,5 +1,5 @@
-# Alarms (sweeper errors, failed executions, permanently failed tasks) and a
-# dashboard of the run metrics that `complete` and the sweeper publish into
+# Alarms (sweeper errors, sweeper not running, failed executions, permanently failed
+# tasks) and a dashboard of the run metrics that `complete` and the sweeper publish into
 # var.cloudwatch_namespace.
 
 locals {
@@ -72,6 +72,49 @@ resource "aws_cloudwatch_metric_alarm" "sweeper_errors" {
   }
 }
 
+# The sweeper has not been invoked for two schedule intervals: the schedule was
+# disabled or deleted, or the scheduler cannot assume its role or invoke the function.
+# No invocation means no datapoint, hence treat_missing_data = "breaching".
+locals {
+  sweeper_rate = try(regex("^rate\\(([0-9]+) (minute|minutes|hour|hours|day|days)\\)$", var.sweeper_schedule_expression), null)
+  sweeper_rate_unit_seconds = {
+    minute = 60, minutes = 60, hour = 3600, hours = 3600, day = 86400, days = 86400
+  }
+  # The schedule's interval in seconds: var.sweeper_schedule_interval_seconds, else read
+  # from rate(N unit), else (a cron expression) 15 minutes.
+  sweeper_interval_seconds = coalesce(
+    var.sweeper_schedule_interval_seconds,
+    local.sweeper_rate == null ? 900 : tonumber(local.sweeper_rate[0]) * local.sweeper_rate_unit_seconds[local.sweeper_rate[1]],
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "sweeper_not_running" {
+  count = var.enable_monitoring && var.enable_schedule ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-sweeper-not-running"
+  alarm_description   = "The retry sweeper has not been invoked for two schedule intervals (${local.sweeper_interval_seconds} s each): FAILED tasks are not being retried. Check the schedule ${var.name_prefix}-sweeper and its role."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Invocations"
+  dimensions          = { FunctionName = aws_lambda_function.this["sweeper"].function_name }
+  statistic           = "Sum"
+  period              = local.sweeper_interval_seconds
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.sweeper_interval_seconds % 60 == 0 && local.sweeper_interval_seconds * 2 <= 604800
+      error_message = "The sweeper-not-running alarm evaluates two schedule intervals, at most 7 days: the schedule interval (${local.sweeper_interval_seconds} s) is too long; set sweeper_schedule_interval_seconds (at most 302400) or a shorter schedule."
+    }
+  }
+}
+
 resource "aws_cloudwatch_metric_alarm" "executions_failed" {
   count = var.enable_monitoring ? 1 : 0
 
@@ -87,7 +130,7 @@ resource "aws_cloudwatch_metric_alarm" "executions_failed" {
 
   metric_query {
     id          = "ended_badly"
-    expression  = "failed + timed_out + aborted"
+    expression  = "FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)"
     label       = "Executions failed, timed out or aborted"
     return_data = true
   }

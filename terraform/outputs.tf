@@ -25,7 +25,7 @@ output "function_role_arns" {
 
 output "runs_table_name" {
   description = "Name of the runs table (RUNS_TABLE)."
-  value       = var.runs_table_name
+  value       = local.runs_table_name
 }
 
 output "runs_table_arn" {
@@ -35,12 +35,22 @@ output "runs_table_arn" {
 
 output "tasks_table_name" {
   description = "Name of the tasks table (TASKS_TABLE)."
-  value       = var.tasks_table_name
+  value       = local.tasks_table_name
 }
 
 output "tasks_table_arn" {
   description = "ARN of the tasks table."
   value       = local.tasks_table_arn
+}
+
+output "rate_limits_table_name" {
+  description = "Name of the worker's rate limits table, created or adopted: DYNAMODB_RATE_LIMIT_TABLE of the worker's job definition."
+  value       = local.rate_limits_table_name
+}
+
+output "rate_limits_table_arn" {
+  description = "ARN of the rate limits table (for the worker's job role, which the module does not manage)."
+  value       = local.rate_limits_table_arn
 }
 
 output "results_bucket_name" {

@@ -1,5 +1,7 @@
-# The results bucket: aggregate writes `runs/<run_id>/results/aggregated.json`.
-# Created here (versioned, encrypted, private, TLS only) or an existing bucket.
+# The results bucket: aggregate writes `runs/<run_id>/results/aggregated.json`,
+# initialize the task list the ProcessTasks Map reads (under `runs/`), the Map its
+# child results (under `map-results/`). Created here (versioned, encrypted, private,
+# TLS only) or an existing bucket.
 
 locals {
   results_bucket_name = coalesce(var.results_bucket_name, "${var.name_prefix}-results-${local.account_id}")
@@ -22,8 +24,9 @@ data "aws_s3_bucket" "existing" {
 resource "aws_s3_bucket" "results" {
   count = var.create_results_bucket ? 1 : 0
 
-  bucket = local.results_bucket_name
-  tags   = local.tags
+  bucket        = local.results_bucket_name
+  force_destroy = var.results_bucket_force_destroy
+  tags          = local.tags
 }
 
 resource "aws_s3_bucket_versioning" "results" {

@@ -19,16 +19,40 @@ variable "tags" {
   default     = {}
 }
 
+# --- IAM --------------------------------------------------------------------
+
+variable "role_path" {
+  description = "Path of every IAM role the module creates (the five function roles, the state machine's, the scheduler's)."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = length(var.role_path) <= 512 && can(regex("^/([\\x21-\\x7E]+/)?$", var.role_path)) && !strcontains(var.role_path, "//")
+    error_message = "role_path must be \"/\" or a path that starts and ends with \"/\" (e.g. \"/arc-orchestrator/\"), at most 512 printable ASCII characters."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy set as permissions boundary on every IAM role the module creates. Null: no boundary."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be null or an IAM managed policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)."
+  }
+}
+
 # --- DynamoDB ---------------------------------------------------------------
 
 variable "create_tables" {
-  description = "Create the runs and tasks tables. Set to false to adopt the tables of an existing deployment by name (they must already have the indexes of DESIGN.md section 2)."
+  description = "Create the runs and tasks tables. Set to false to adopt the tables of an existing deployment by name (they must already have the keys and indexes of docs/ARCHITECTURE.md: the plan fails otherwise)."
   type        = bool
   default     = true
 }
 
 variable "table_deletion_protection" {
-  description = "DynamoDB deletion protection on the tables this module creates: `terraform destroy` (or a rename) cannot delete a table holding the benchmark history until this is set to false and applied."
+  description = "DynamoDB deletion protection on the tables this module creates (runs, tasks, rate limits): `terraform destroy` (or a rename) cannot delete a table holding the benchmark history until this is set to false and applied."
   type        = bool
   default     = true
 }
@@ -55,12 +79,35 @@ variable "tasks_table_name" {
   }
 }
 
+variable "create_rate_limits_table" {
+  description = "Create the rate limits table the worker reads (DYNAMODB_RATE_LIMIT_TABLE of its job definition). Set to false to adopt an existing one by name (an existing deployment already has it). None of the module's functions is granted access to it."
+  type        = bool
+  default     = true
+}
+
+variable "rate_limits_table_name" {
+  description = "Name of the rate limits table (hash key `provider`)."
+  type        = string
+  default     = "arc_rate_limits"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.rate_limits_table_name))
+    error_message = "rate_limits_table_name must be a valid DynamoDB table name: 3-255 characters of letters, digits, '_', '-' and '.'."
+  }
+}
+
 # --- S3 ---------------------------------------------------------------------
 
 variable "create_results_bucket" {
   description = "Create the results bucket. Set to false to use an existing bucket named by results_bucket_name."
   type        = bool
   default     = true
+}
+
+variable "results_bucket_force_destroy" {
+  description = "Let `terraform destroy` delete the created results bucket with every object (and version) in it: the reports, the task lists and the Map results. Keep false where the reports matter."
+  type        = bool
+  default     = false
 }
 
 variable "results_bucket_name" {
@@ -142,7 +189,7 @@ variable "log_retention_days" {
   }
 }
 
-# --- Behaviour (DESIGN.md section 6) -----------------------------------------
+# --- Behaviour (docs/ARCHITECTURE.md) ----------------------------------------
 
 variable "max_retries" {
   description = "MAX_RETRIES: failed attempts after which a task is FAILED_PERMANENT."
@@ -178,24 +225,29 @@ variable "cloudwatch_namespace" {
 }
 
 variable "sweeper_base_delay_seconds" {
-  description = "SWEEPER_BASE_DELAY_SECONDS: backoff of the first retry."
+  description = "SWEEPER_BASE_DELAY_SECONDS (sweeper and handle-error): backoff of the first retry. handle-error computes a failed task's next_retry_at with it, the sweeper re-queues the task once it is due."
   type        = number
   default     = 300
 
   validation {
-    condition     = var.sweeper_base_delay_seconds >= 0 && floor(var.sweeper_base_delay_seconds) == var.sweeper_base_delay_seconds
-    error_message = "sweeper_base_delay_seconds must be a whole number >= 0."
+    condition     = var.sweeper_base_delay_seconds >= 1 && var.sweeper_base_delay_seconds <= 2592000 && floor(var.sweeper_base_delay_seconds) == var.sweeper_base_delay_seconds
+    error_message = "sweeper_base_delay_seconds must be a whole number between 1 and 2592000 (30 days), the range the functions accept."
   }
 }
 
 variable "sweeper_max_delay_seconds" {
-  description = "SWEEPER_MAX_DELAY_SECONDS: cap of the retry backoff."
+  description = "SWEEPER_MAX_DELAY_SECONDS (sweeper and handle-error): cap of the retry backoff; at least sweeper_base_delay_seconds."
   type        = number
   default     = 21600
 
   validation {
-    condition     = var.sweeper_max_delay_seconds >= 0 && floor(var.sweeper_max_delay_seconds) == var.sweeper_max_delay_seconds
-    error_message = "sweeper_max_delay_seconds must be a whole number >= 0."
+    condition     = var.sweeper_max_delay_seconds >= 1 && var.sweeper_max_delay_seconds <= 2592000 && floor(var.sweeper_max_delay_seconds) == var.sweeper_max_delay_seconds
+    error_message = "sweeper_max_delay_seconds must be a whole number between 1 and 2592000 (30 days), the range the functions accept."
+  }
+
+  validation {
+    condition     = var.sweeper_max_delay_seconds >= var.sweeper_base_delay_seconds
+    error_message = "sweeper_max_delay_seconds must be at least sweeper_base_delay_seconds (the functions refuse to start otherwise)."
   }
 }
 
@@ -205,8 +257,19 @@ variable "sweeper_max_tasks" {
   default     = 1000
 
   validation {
-    condition     = var.sweeper_max_tasks >= 1 && floor(var.sweeper_max_tasks) == var.sweeper_max_tasks
-    error_message = "sweeper_max_tasks must be a whole number >= 1."
+    condition     = var.sweeper_max_tasks >= 1 && var.sweeper_max_tasks <= 100000 && floor(var.sweeper_max_tasks) == var.sweeper_max_tasks
+    error_message = "sweeper_max_tasks must be a whole number between 1 and 100000, the range the sweeper accepts."
+  }
+}
+
+variable "sweeper_max_age_hours" {
+  description = "SWEEPER_MAX_AGE_HOURS: a FAILED task whose failure is older than this many hours is not retried automatically (the sweeper reports it as deferred, reason too_old). Keeps an adopted deployment from re-running months-old failures."
+  type        = number
+  default     = 72
+
+  validation {
+    condition     = var.sweeper_max_age_hours >= 1 && var.sweeper_max_age_hours <= 8760 && floor(var.sweeper_max_age_hours) == var.sweeper_max_age_hours
+    error_message = "sweeper_max_age_hours must be a whole number between 1 and 8760 (one year)."
   }
 }
 
@@ -233,13 +296,40 @@ variable "batch_job_definition_arn" {
 }
 
 variable "map_max_concurrency" {
-  description = "MaxConcurrency of the ProcessTasks Map: Batch jobs of one run in flight at once."
+  description = "MaxConcurrency of the ProcessTasks Distributed Map: child executions, hence Batch jobs, of one run in flight at once. A Distributed Map runs at most 10,000 child executions in parallel; the job queue's compute environment bounds what really runs."
   type        = number
   default     = 10
 
   validation {
-    condition     = var.map_max_concurrency >= 1 && var.map_max_concurrency <= 1000 && floor(var.map_max_concurrency) == var.map_max_concurrency
-    error_message = "map_max_concurrency must be a whole number between 1 and 1000."
+    condition     = var.map_max_concurrency >= 1 && var.map_max_concurrency <= 10000 && floor(var.map_max_concurrency) == var.map_max_concurrency
+    error_message = "map_max_concurrency must be a whole number between 1 and 10000 (the parallel child executions of a Distributed Map)."
+  }
+}
+
+variable "batch_task_timeout_seconds" {
+  description = "TimeoutSeconds of a task's Batch job state: a job not finished by then (running too long, or stuck in RUNNABLE) ends as a task failure, recorded by handle-error and retried by the sweeper like any other."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.batch_task_timeout_seconds >= 60 && var.batch_task_timeout_seconds <= 604800 && floor(var.batch_task_timeout_seconds) == var.batch_task_timeout_seconds
+    error_message = "batch_task_timeout_seconds must be a whole number between 60 and 604800 (7 days)."
+  }
+}
+
+variable "execution_timeout_seconds" {
+  description = "TimeoutSeconds of a whole execution (one run, or one retry of a run). It must exceed batch_task_timeout_seconds. An execution that times out leaves its run to the sweeper, which repairs it."
+  type        = number
+  default     = 259200
+
+  validation {
+    condition     = var.execution_timeout_seconds >= 3600 && var.execution_timeout_seconds <= 31536000 && floor(var.execution_timeout_seconds) == var.execution_timeout_seconds
+    error_message = "execution_timeout_seconds must be a whole number between 3600 and 31536000 (the one-year limit of a Standard execution)."
+  }
+
+  validation {
+    condition     = var.execution_timeout_seconds > var.batch_task_timeout_seconds
+    error_message = "execution_timeout_seconds must be greater than batch_task_timeout_seconds: a run must outlast its longest task."
   }
 }
 
@@ -259,6 +349,17 @@ variable "sweeper_schedule_expression" {
   validation {
     condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.sweeper_schedule_expression))
     error_message = "sweeper_schedule_expression must be rate(N unit) or cron(...)."
+  }
+}
+
+variable "sweeper_schedule_interval_seconds" {
+  description = "Interval of the sweeper schedule, in seconds, for the sweeper-not-running alarm (it fires after two intervals without an invocation). Null: read from a rate() expression, or 900 for a cron() expression (set it for a cron schedule that runs less often)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.sweeper_schedule_interval_seconds == null || try(var.sweeper_schedule_interval_seconds >= 60 && var.sweeper_schedule_interval_seconds <= 302400 && var.sweeper_schedule_interval_seconds % 60 == 0, false)
+    error_message = "sweeper_schedule_interval_seconds must be null or a multiple of 60 between 60 and 302400 (two periods of a CloudWatch alarm span at most 7 days)."
   }
 }
 

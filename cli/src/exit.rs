@@ -101,5 +101,8 @@ mod tests {
         assert_eq!(CliError::from(ArcError::invalid("run_id", "bad")).code(), USAGE);
         assert_eq!(CliError::from(ArcError::Conflict("x".into())).code(), FAILED);
         assert_eq!(CliError::Accounting(vec!["x".into()]).code(), ACCOUNTING);
+        let e = CliError::from(ArcError::IndexMissing { table: "tasks".into(), index: "status-index".into() });
+        assert_eq!(e.code(), FAILED);
+        assert!(e.to_string().contains("run: arcctl migrate status-index (IndexMissing)"), "{e}");
     }
 }

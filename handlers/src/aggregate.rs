@@ -41,7 +41,7 @@ pub struct Output {
     pub total_tasks: u64,
     pub completed_tasks: u64,
     pub failed_tasks: u64,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "arc_shared::json::decimal_number")]
     pub total_cost_usd: Decimal,
     pub accuracy: f64,
     pub results_s3_key: Option<String>,
@@ -81,7 +81,12 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
     let run = tables.require_run(run_id).await?;
     let superseded = superseded(run.execution_arn.as_deref(), execution_arn);
     if superseded {
-        tracing::warn!(run_id, execution_arn, current = run.execution_arn.as_deref(), "aggregate of an execution that is no longer the run's current one: nothing written");
+        tracing::warn!(
+            run_id,
+            execution_arn,
+            current = run.execution_arn.as_deref(),
+            "aggregate of an execution that is no longer the run's current one: nothing written"
+        );
     }
 
     let mut tasks = tables.run_tasks(run_id).await?;
@@ -92,6 +97,7 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
             backoff: &env.config.backoff,
             job_ran: true,
             error_type: UNFINISHED,
+            cause: UNFINISHED_CAUSE,
             now: env.clock.now(),
         };
         let settled = tables.settle_in_flight(&tasks, &policy).await?;
@@ -211,3 +217,6 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
 
 /// `last_error_type` of a task its execution's Map left in flight.
 pub const UNFINISHED: &str = "Unfinished";
+/// Its `last_error_cause`.
+pub const UNFINISHED_CAUSE: &str =
+    "Unfinished: the task's job ended without the worker recording COMPLETED or a failure";

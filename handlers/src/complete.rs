@@ -17,7 +17,7 @@
 //! an execution that is no longer the run's current one changes nothing. A CloudWatch failure
 //! is logged, not fatal.
 
-use crate::aggregate::{superseded, UNFINISHED};
+use crate::aggregate::{superseded, UNFINISHED, UNFINISHED_CAUSE};
 use arc_shared::ids::RunId;
 use arc_shared::input::parse_event;
 use arc_shared::json::deserialize_decimal;
@@ -61,7 +61,7 @@ pub struct FinalMetrics {
     pub completed_tasks: u64,
     pub failed_tasks: u64,
     pub accuracy: f64,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "arc_shared::json::decimal_number")]
     pub total_cost_usd: Decimal,
     pub duration_seconds: f64,
 }
@@ -128,7 +128,12 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
     let tables = env.tables();
     let run = tables.require_run(run_id).await?;
     if superseded(run.execution_arn.as_deref(), execution_arn.as_deref()) {
-        tracing::warn!(run_id, execution_arn, current = run.execution_arn.as_deref(), "complete of an execution that is no longer the run's current one: nothing written");
+        tracing::warn!(
+            run_id,
+            execution_arn,
+            current = run.execution_arn.as_deref(),
+            "complete of an execution that is no longer the run's current one: nothing written"
+        );
         return Ok(Output { superseded: true, ..stored_output(&run) });
     }
     if execution_arn.is_some() && run.completed_by_execution == execution_arn {
@@ -145,6 +150,7 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
             backoff: &env.config.backoff,
             job_ran: true,
             error_type: UNFINISHED,
+            cause: UNFINISHED_CAUSE,
             now,
         };
         for st in tables.settle_in_flight(&tasks, &policy).await? {

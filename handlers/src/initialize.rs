@@ -101,10 +101,13 @@ pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
         Box::pin(reopen(env, run_id, config_name, task_ids, execution_arn)).await
     } else {
         let task_ids = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
-            (Some(_), Some(_)) => return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both")),
+            (Some(_), Some(_)) => {
+                return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both"))
+            }
             (None, Some(uri)) => {
-                let at = ObjectRef::parse_uri(&uri)
-                    .ok_or_else(|| ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI")))?;
+                let at = ObjectRef::parse_uri(&uri).ok_or_else(|| {
+                    ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI"))
+                })?;
                 let ids = objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?;
                 parse_task_ids(Some(&ids)).map_err(|e| rename_field(e, "task_ids", "task_ids_s3"))?
             }
@@ -156,7 +159,12 @@ fn inline_ids(ids: &[String]) -> Option<Vec<String>> {
 }
 
 /// Writes the ids this execution's Map processes to the results bucket (when there is one).
-async fn write_items(env: &Env, run_id: &str, execution_arn: Option<&str>, ids: &[String]) -> Result<Option<ObjectRef>> {
+async fn write_items(
+    env: &Env,
+    run_id: &str,
+    execution_arn: Option<&str>,
+    ids: &[String],
+) -> Result<Option<ObjectRef>> {
     let Some(bucket) = &env.config.s3_bucket else { return Ok(None) };
     let name = execution_arn.and_then(|a| a.rsplit(':').next()).unwrap_or("manual");
     let at = ObjectRef { bucket: bucket.clone(), key: format!("runs/{run_id}/items/{name}.json") };

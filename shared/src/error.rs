@@ -27,6 +27,10 @@ pub enum ArcError {
     /// A stored item has an attribute this product cannot read.
     #[error("stored item {key}: {message}")]
     CorruptItem { key: String, message: String },
+    /// A table lacks a GSI the code queries (a tasks table created by the Python set's
+    /// definitions has no `status-index`): an operator adds it once; retrying will not help.
+    #[error("table {table} has no index {index} (tables created by the Python set have none); to add it, run: arcctl migrate status-index")]
+    IndexMissing { table: String, index: String },
 }
 
 impl ArcError {
@@ -48,6 +52,7 @@ impl ArcError {
             Self::Conflict(_) => "Conflict",
             Self::AwsRequestFailed { .. } => "AwsRequestFailed",
             Self::CorruptItem { .. } => "CorruptItem",
+            Self::IndexMissing { .. } => "IndexMissing",
         }
     }
 
@@ -127,6 +132,16 @@ mod tests {
         assert_eq!(d.error_type, "TaskNotFound");
         let d: Diagnostic = ArcError::Conflict("x".into()).into();
         assert_eq!(d.error_type, "Conflict");
+    }
+
+    #[test]
+    fn a_missing_index_names_the_migration() {
+        let e = ArcError::IndexMissing { table: "arc_task_progress".into(), index: "status-index".into() };
+        let d: Diagnostic = e.into();
+        assert_eq!(d.error_type, "IndexMissing");
+        assert!(d.error_message.contains("arc_task_progress"), "{}", d.error_message);
+        assert!(d.error_message.contains("status-index"), "{}", d.error_message);
+        assert!(d.error_message.ends_with("run: arcctl migrate status-index"), "{}", d.error_message);
     }
 
     fn s3_error(status: u16, code: &str) -> ArcError {

@@ -434,10 +434,7 @@ mod tests {
             settle_in_flight(&TaskStatus::Pending, 2, 3, true),
             Some(Settled { retry_count: 3, permanent: true, counted: true })
         );
-        assert_eq!(
-            settle_in_flight(&TaskStatus::Other("RUNNING".into()), 0, 3, false).map(|s| s.counted),
-            Some(true)
-        );
+        assert_eq!(settle_in_flight(&TaskStatus::Other("RUNNING".into()), 0, 3, false).map(|s| s.counted), Some(true));
         assert_eq!(settle_in_flight(&TaskStatus::Completed, 0, 3, true), None);
         assert_eq!(settle_in_flight(&TaskStatus::Failed, 0, 3, true), None);
     }

@@ -26,6 +26,21 @@ pub fn deserialize_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D
         .ok_or_else(|| serde::de::Error::custom(format!("{text} is not a decimal number")))
 }
 
+/// `#[serde(with = "arc_shared::json::decimal_number")]`: an exact decimal written as a
+/// normalized JSON number (`0.03`, not `0.030`), read from a number or a numeric string.
+pub mod decimal_number {
+    use rust_decimal::Decimal;
+    use serde::{Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        super::decimal_to_json(*d).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        super::deserialize_decimal(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

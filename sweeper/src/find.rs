@@ -1,10 +1,14 @@
 //! Finding work: tasks by status through `status-index` (paginated), or a run's own
 //! partition. `status` is a reserved word: every expression names it as `#status`.
 
+use arc_shared::error::describe_sdk_error;
 use arc_shared::records::{s, Item, TaskRecord};
 use arc_shared::status::TaskStatus;
 use arc_shared::store::{Tables, STATUS_INDEX};
 use arc_shared::ArcError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::QueryError;
 
 /// Tasks read, and the items that could not be read as tasks (reported, not fatal).
 #[derive(Debug, Default)]
@@ -53,12 +57,54 @@ pub async fn by_status(
             .set_projection_expression(projection.map(str::to_owned))
             .set_exclusive_start_key(start.take())
             .send()
-            .await
-            .map_err(|e| ArcError::from_sdk("Query status-index", e))?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(query_error(tables, e).await),
+        };
         out.items.unwrap_or_default().into_iter().for_each(|item| found.push(item));
         match out.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
             _ => return Ok(found),
+        }
+    }
+}
+
+/// Whether a failed Query may mean that the index does not exist: DynamoDB answers a query on
+/// a missing index with a ValidationException (and some emulators with ResourceNotFound).
+fn may_be_missing_index(e: &SdkError<QueryError, HttpResponse>) -> bool {
+    e.as_service_error()
+        .is_some_and(|se| se.is_resource_not_found_exception() || se.code() == Some("ValidationException"))
+}
+
+/// The error of a failed status-index Query: `IndexMissing` when the tasks table exists
+/// without `status-index` (a table created by the Python set's definitions), else the
+/// Query's own error.
+async fn query_error(tables: &Tables, e: SdkError<QueryError, HttpResponse>) -> ArcError {
+    let maybe_missing = may_be_missing_index(&e);
+    let original = ArcError::from_sdk("Query status-index", e);
+    if !maybe_missing {
+        return original;
+    }
+    match tables.db.describe_table().table_name(&tables.tasks).send().await {
+        Ok(out) => {
+            let has_index = out
+                .table()
+                .map(|t| t.global_secondary_indexes().iter().any(|g| g.index_name() == Some(STATUS_INDEX)))
+                .unwrap_or(false);
+            if has_index {
+                original
+            } else {
+                ArcError::IndexMissing { table: tables.tasks.clone(), index: STATUS_INDEX.to_owned() }
+            }
+        }
+        Err(d) => {
+            tracing::warn!(
+                table = %tables.tasks,
+                error = %describe_sdk_error(&d),
+                "Query status-index failed; DescribeTable could not tell whether the index exists"
+            );
+            original
         }
     }
 }

@@ -289,7 +289,12 @@ mod tests {
         DuePolicy { backoff: b, max_retries: 10, max_age: None, ignore_backoff }
     }
 
-    fn split_due(tasks: Vec<FailedTask>, now: DateTime<Utc>, b: &BackoffConfig, ignore: bool) -> (BTreeMap<String, Vec<DueTask>>, Vec<Deferred>) {
+    fn split_due(
+        tasks: Vec<FailedTask>,
+        now: DateTime<Utc>,
+        b: &BackoffConfig,
+        ignore: bool,
+    ) -> (BTreeMap<String, Vec<DueTask>>, Vec<Deferred>) {
         let s = super::split_due(tasks, now, &policy(b, ignore));
         (s.due, s.deferred)
     }

@@ -11,8 +11,8 @@ use crate::writes;
 use arc_shared::failure::settle_in_flight;
 use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
-use arc_shared::store::SettlePolicy;
 use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::SettlePolicy;
 use arc_shared::time::parse_ts;
 use arc_shared::ArcError;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -182,11 +182,13 @@ impl Sweep<'_> {
     ) -> Result<(), ArcError> {
         let name = name_of_arn(arn).to_owned();
         let settings = &self.deps.settings;
+        let cause = format!("{EXECUTION_ENDED}: {status}");
         let policy = SettlePolicy {
             max_retries: settings.max_retries,
             backoff: &settings.backoff,
             job_ran: false,
             error_type: EXECUTION_ENDED,
+            cause: &cause,
             now: self.now,
         };
         let mut after: Vec<TaskStatus> = Vec::with_capacity(tasks.len());
@@ -241,4 +243,3 @@ impl Sweep<'_> {
 
 /// `last_error_type` of a task whose execution ended before its job did.
 pub const EXECUTION_ENDED: &str = "ExecutionEnded";
-

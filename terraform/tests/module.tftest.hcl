@@ -8,7 +8,7 @@ mock_provider "aws" {
   }
 
   mock_data "aws_region" {
-    defaults = { name = "us-east-1" }
+    defaults = { id = "us-east-1", name = "us-east-1" }
   }
 
   mock_data "aws_partition" {
@@ -46,6 +46,10 @@ mock_provider "aws" {
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::123456789012:role/mocked" }
   }
+
+  mock_resource "aws_scheduler_schedule_group" {
+    defaults = { arn = "arn:aws:scheduler:us-east-1:123456789012:schedule-group/arc-benchmark" }
+  }
 }
 
 variables {
@@ -60,6 +64,12 @@ run "defaults" {
   override_resource {
     target = aws_sfn_state_machine.this
     values = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:arc-benchmark-pipeline" }
+  }
+
+  # A distinct ARN, so that the policies can be searched for it.
+  override_resource {
+    target = aws_dynamodb_table.rate_limits
+    values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_rate_limits" }
   }
 
   assert {
@@ -98,7 +108,7 @@ run "defaults" {
       CLOUDWATCH_NAMESPACE = "ArcBenchmark"
       NON_RETRYABLE_ERRORS = ""
     })
-    error_message = "the environment of DESIGN.md section 6 with its defaults"
+    error_message = "the environment of docs/ARCHITECTURE.md with its defaults"
   }
 
   assert {
@@ -195,6 +205,14 @@ run "defaults" {
   }
 
   assert {
+    condition = (
+      one([for st in data.aws_iam_policy_document.function["initialize"].statement : st if st.sid == "ResultsObjects"]).resources == toset(["arn:aws:s3:::arc-benchmark-results-123456789012/runs/*"]) &&
+      one([for st in data.aws_iam_policy_document.function["initialize"].statement : st if st.sid == "ResultsObjects"]).actions == toset(["s3:GetObject", "s3:PutObject"])
+    )
+    error_message = "initialize reads task lists and writes the items object only under runs/"
+  }
+
+  assert {
     condition     = length(aws_cloudwatch_metric_alarm.sweeper_errors) == 1 && length(aws_cloudwatch_metric_alarm.executions_failed) == 1 && length(aws_cloudwatch_metric_alarm.tasks_failed_permanently) == 1 && length(aws_cloudwatch_metric_alarm.sweeper_errors[0].alarm_actions) == 0
     error_message = "three alarms, no actions without an SNS topic"
   }
@@ -203,10 +221,186 @@ run "defaults" {
     condition     = aws_cloudwatch_log_metric_filter.tasks_failed_permanently[0].metric_transformation[0].namespace == "ArcBenchmark"
     error_message = "the permanent-failure metric is in the namespace"
   }
+
+  # --- environment --------------------------------------------------------------
+
+  assert {
+    condition = aws_lambda_function.this["handle-error"].environment[0].variables == tomap({
+      RUNS_TABLE                 = "arc_benchmark_runs"
+      TASKS_TABLE                = "arc_task_progress"
+      S3_BUCKET                  = "arc-benchmark-results-123456789012"
+      MAX_RETRIES                = "3"
+      CLOUDWATCH_NAMESPACE       = "ArcBenchmark"
+      NON_RETRYABLE_ERRORS       = ""
+      SWEEPER_BASE_DELAY_SECONDS = "300"
+      SWEEPER_MAX_DELAY_SECONDS  = "21600"
+    })
+    error_message = "handle-error gets the sweeper's backoff (it computes next_retry_at with it) and nothing else of the sweeper's"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["sweeper"].environment[0].variables["SWEEPER_MAX_AGE_HOURS"] == "72"
+    error_message = "SWEEPER_MAX_AGE_HOURS defaults to 72"
+  }
+
+  assert {
+    condition = alltrue([for name in ["initialize", "aggregate", "complete"] :
+      length(setintersection(keys(aws_lambda_function.this[name].environment[0].variables), ["SWEEPER_BASE_DELAY_SECONDS", "SWEEPER_MAX_DELAY_SECONDS", "SWEEPER_MAX_AGE_HOURS", "SWEEPER_MAX_TASKS"])) == 0
+    ])
+    error_message = "only handle-error and the sweeper get sweeper settings"
+  }
+
+  # --- the sweeper's invocation ---------------------------------------------------
+
+  assert {
+    condition     = aws_lambda_function_event_invoke_config.sweeper.function_name == "arc-benchmark-sweeper" && aws_lambda_function_event_invoke_config.sweeper.maximum_retry_attempts == 0 && aws_lambda_function_event_invoke_config.sweeper.maximum_event_age_in_seconds <= 900
+    error_message = "Lambda never retries a failed sweep on its own, and drops an event older than 15 minutes"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.sweeper[0].group_name == "arc-benchmark" && aws_scheduler_schedule_group.this[0].name == "arc-benchmark"
+    error_message = "the schedule is in the module's own group"
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].namespace == "AWS/Lambda" &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].metric_name == "Invocations" &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].dimensions == tomap({ FunctionName = "arc-benchmark-sweeper" }) &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].period == 900 &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].evaluation_periods == 2 &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].comparison_operator == "LessThanThreshold" &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].threshold == 1 &&
+      aws_cloudwatch_metric_alarm.sweeper_not_running[0].treat_missing_data == "breaching"
+    )
+    error_message = "the sweeper-not-running alarm: no Invocations of the sweeper in two 15-minute periods, missing data breaching"
+  }
+
+  assert {
+    condition     = one([for q in aws_cloudwatch_metric_alarm.executions_failed[0].metric_query : q.expression if q.id == "ended_badly"]) == "FILL(failed, 0) + FILL(timed_out, 0) + FILL(aborted, 0)"
+    error_message = "each operand of the executions-failed expression is FILLed with 0"
+  }
+
+  # --- the state machine ------------------------------------------------------------
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).TimeoutSeconds == 259200
+    error_message = "execution_timeout_seconds is the execution's TimeoutSeconds"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ItemProcessor.ProcessorConfig == { Mode = "DISTRIBUTED", ExecutionType = "STANDARD" }
+    error_message = "ProcessTasks is a Distributed Map of Standard child executions"
+  }
+
+  assert {
+    condition = jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ItemReader == {
+      Resource     = "arn:aws:states:::s3:getObject"
+      ReaderConfig = { InputType = "JSON" }
+      Parameters   = { "Bucket.$" = "$.items.bucket", "Key.$" = "$.items.key" }
+    }
+    error_message = "the Map reads the task ids from the items object Initialize returns"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ToleratedFailurePercentage == 100 &&
+      jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ResultPath == null &&
+      jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ResultWriter.Parameters == { Bucket = "arc-benchmark-results-123456789012", Prefix = "map-results" }
+    )
+    error_message = "task failures never fail the map; child results go to the results bucket, not into the state"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ItemProcessor.States.RunBatchJob.TimeoutSeconds == 21600
+    error_message = "batch_task_timeout_seconds bounds each Batch job"
+  }
+
+  assert {
+    condition = alltrue([for name in ["Initialize", "InitializeRetry"] :
+      keys(jsondecode(aws_sfn_state_machine.this.definition).States[name].ResultSelector) == ["config_name.$", "items.$", "run_id.$", "total_tasks.$"]
+    ])
+    error_message = "Initialize and InitializeRetry keep only run_id, config_name, total_tasks and items"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.ProcessTasks.ItemProcessor.States.HandleError.Catch[0].Next == "HandleErrorFailed"
+    error_message = "a failed HandleError never fails the map"
+  }
+
+  assert {
+    condition     = one([for st in data.aws_iam_policy_document.state_machine.statement : st if st.sid == "StartMapChildExecutions"]).resources == toset(["arn:aws:states:us-east-1:123456789012:stateMachine:arc-benchmark-pipeline"])
+    error_message = "the Distributed Map starts child executions of this state machine only"
+  }
+
+  assert {
+    condition = (
+      one([for st in data.aws_iam_policy_document.state_machine.statement : st if st.sid == "ReadMapItems"]).resources == toset(["arn:aws:s3:::arc-benchmark-results-123456789012/runs/*"]) &&
+      one([for st in data.aws_iam_policy_document.state_machine.statement : st if st.sid == "WriteMapResults"]).resources == toset(["arn:aws:s3:::arc-benchmark-results-123456789012/map-results/*"])
+    )
+    error_message = "the state machine reads items under runs/ and writes Map results under map-results/ only"
+  }
+
+  # --- IAM roles --------------------------------------------------------------------
+
+  assert {
+    condition = alltrue([for role in concat(values(aws_iam_role.function), [aws_iam_role.state_machine], aws_iam_role.scheduler) :
+      role.path == "/" && role.permissions_boundary == null
+    ])
+    error_message = "by default every role has the path / and no permissions boundary"
+  }
+
+  assert {
+    condition = toset([for c in data.aws_iam_policy_document.states_assume.statement[0].condition : jsonencode([c.test, c.variable, sort(c.values)])]) == toset([
+      jsonencode(["StringEquals", "aws:SourceAccount", ["123456789012"]]),
+      jsonencode(["ArnLike", "aws:SourceArn", sort([
+        "arn:aws:states:us-east-1:123456789012:stateMachine:arc-benchmark-pipeline",
+        "arn:aws:states:us-east-1:123456789012:stateMachine:arc-benchmark-pipeline/*",
+        "arn:aws:states:us-east-1:123456789012:mapRun:arc-benchmark-pipeline/*",
+      ])]),
+    ])
+    error_message = "only this state machine (and its Distributed Map children) may assume its role"
+  }
+
+  assert {
+    condition = toset([for c in data.aws_iam_policy_document.scheduler_assume.statement[0].condition : jsonencode([c.test, c.variable, sort(c.values)])]) == toset([
+      jsonencode(["StringEquals", "aws:SourceAccount", ["123456789012"]]),
+      jsonencode(["ArnLike", "aws:SourceArn", sort(["arn:aws:scheduler:us-east-1:123456789012:schedule-group/arc-benchmark", "arn:aws:scheduler:us-east-1:123456789012:schedule/arc-benchmark/*"])]),
+    ])
+    error_message = "only the module's schedule group may assume the scheduler role"
+  }
+
+  # --- the rate limits table ----------------------------------------------------------
+
+  assert {
+    condition = (
+      aws_dynamodb_table.rate_limits[0].name == "arc_rate_limits" &&
+      aws_dynamodb_table.rate_limits[0].hash_key == "provider" &&
+      aws_dynamodb_table.rate_limits[0].range_key == null &&
+      aws_dynamodb_table.rate_limits[0].billing_mode == "PAY_PER_REQUEST" &&
+      aws_dynamodb_table.rate_limits[0].point_in_time_recovery[0].enabled &&
+      aws_dynamodb_table.rate_limits[0].server_side_encryption[0].enabled &&
+      aws_dynamodb_table.rate_limits[0].deletion_protection_enabled
+    )
+    error_message = "rate limits table: arc_rate_limits, hash key provider, on-demand, PITR, SSE, deletion protection"
+  }
+
+  assert {
+    condition     = output.rate_limits_table_name == "arc_rate_limits" && output.runs_table_name == "arc_benchmark_runs" && output.tasks_table_name == "arc_task_progress"
+    error_message = "the table outputs name the created tables"
+  }
+
+  assert {
+    condition = alltrue(flatten([for doc in concat(values(data.aws_iam_policy_document.function), [data.aws_iam_policy_document.state_machine, data.aws_iam_policy_document.scheduler]) :
+      [for st in doc.statement : [for r in st.resources : !strcontains(r, "arc_rate_limits")]]
+    ]))
+    error_message = "no function (nor the state machine or scheduler) is granted access to the rate limits table"
+  }
 }
 
 run "sandbox_names_and_options" {
-  command   = plan
+  command   = apply
   state_key = "sandbox"
 
   override_resource {
@@ -215,11 +409,17 @@ run "sandbox_names_and_options" {
   }
 
   variables {
-    name_prefix          = "arc-benchmark-sandbox-teal"
-    lambda_architecture  = "x86_64"
-    non_retryable_errors = ["InvalidTask", "QuotaExceeded"]
-    alarm_sns_topic_arn  = "arn:aws:sns:us-east-1:123456789012:arc-alerts"
-    enable_schedule      = false
+    name_prefix                = "arc-benchmark-sandbox-teal"
+    lambda_architecture        = "x86_64"
+    non_retryable_errors       = ["InvalidTask", "QuotaExceeded"]
+    alarm_sns_topic_arn        = "arn:aws:sns:us-east-1:123456789012:arc-alerts"
+    enable_schedule            = false
+    sweeper_base_delay_seconds = 60
+    sweeper_max_delay_seconds  = 3600
+    sweeper_max_age_hours      = 24
+    map_max_concurrency        = 10000
+    batch_task_timeout_seconds = 3600
+    execution_timeout_seconds  = 86400
   }
 
   assert {
@@ -238,14 +438,116 @@ run "sandbox_names_and_options" {
   }
 
   assert {
+    condition = alltrue([for name in ["handle-error", "sweeper"] :
+      aws_lambda_function.this[name].environment[0].variables["SWEEPER_BASE_DELAY_SECONDS"] == "60" &&
+      aws_lambda_function.this[name].environment[0].variables["SWEEPER_MAX_DELAY_SECONDS"] == "3600"
+    ])
+    error_message = "handle-error and the sweeper share the backoff settings"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["sweeper"].environment[0].variables["SWEEPER_MAX_AGE_HOURS"] == "24"
+    error_message = "SWEEPER_MAX_AGE_HOURS comes from sweeper_max_age_hours"
+  }
+
+  assert {
     condition     = aws_cloudwatch_metric_alarm.executions_failed[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:arc-alerts"])
     error_message = "alarms notify the SNS topic"
   }
 
   assert {
-    condition     = length(aws_scheduler_schedule.sweeper) == 0 && length(aws_iam_role.scheduler) == 0
+    condition     = length(aws_scheduler_schedule.sweeper) == 0 && length(aws_scheduler_schedule_group.this) == 0 && length(aws_iam_role.scheduler) == 0
     error_message = "enable_schedule = false creates no schedule"
   }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.sweeper_not_running) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_errors) == 1
+    error_message = "no sweeper-not-running alarm without a schedule"
+  }
+
+  assert {
+    condition = (
+      jsondecode(local.state_machine_definition).States.ProcessTasks.MaxConcurrency == 10000 &&
+      jsondecode(local.state_machine_definition).States.ProcessTasks.ItemProcessor.States.RunBatchJob.TimeoutSeconds == 3600 &&
+      jsondecode(local.state_machine_definition).TimeoutSeconds == 86400
+    )
+    error_message = "map_max_concurrency, batch_task_timeout_seconds and execution_timeout_seconds are rendered"
+  }
+}
+
+run "role_path_and_permissions_boundary" {
+  command   = plan
+  state_key = "platform"
+
+  variables {
+    role_path                 = "/platform/arc/"
+    role_permissions_boundary = "arn:aws:iam::123456789012:policy/platform-boundary"
+  }
+
+  assert {
+    condition     = length(aws_iam_role.function) == 5 && length(aws_iam_role.scheduler) == 1
+    error_message = "five function roles, the state machine's and the scheduler's"
+  }
+
+  assert {
+    condition = alltrue([for role in concat(values(aws_iam_role.function), [aws_iam_role.state_machine], aws_iam_role.scheduler) :
+      role.path == "/platform/arc/" && role.permissions_boundary == "arn:aws:iam::123456789012:policy/platform-boundary"
+    ])
+    error_message = "role_path and role_permissions_boundary are applied to every role the module creates"
+  }
+}
+
+run "sweeper_alarm_period_follows_the_schedule" {
+  command   = plan
+  state_key = "hourly"
+
+  variables {
+    sweeper_schedule_expression = "rate(2 hours)"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.sweeper_not_running[0].period == 7200 && aws_cloudwatch_metric_alarm.sweeper_not_running[0].evaluation_periods == 2
+    error_message = "the period is the rate() interval"
+  }
+}
+
+run "sweeper_alarm_period_of_a_cron_schedule" {
+  command   = plan
+  state_key = "cron"
+
+  variables {
+    sweeper_schedule_expression = "cron(0/10 * * * ? *)"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.sweeper_not_running[0].period == 900
+    error_message = "a cron() schedule falls back to 15 minutes"
+  }
+}
+
+run "sweeper_alarm_period_override" {
+  command   = plan
+  state_key = "cron_override"
+
+  variables {
+    sweeper_schedule_expression       = "cron(0 * * * ? *)"
+    sweeper_schedule_interval_seconds = 3600
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.sweeper_not_running[0].period == 3600
+    error_message = "sweeper_schedule_interval_seconds overrides the interval"
+  }
+}
+
+run "sweeper_alarm_refuses_an_interval_beyond_its_range" {
+  command = plan
+
+  variables {
+    sweeper_schedule_expression = "rate(4 days)"
+  }
+
+  expect_failures = [aws_cloudwatch_metric_alarm.sweeper_not_running]
 }
 
 run "adopting_existing_tables_and_bucket" {
@@ -257,15 +559,52 @@ run "adopting_existing_tables_and_bucket" {
     values = { arn = "arn:aws:states:us-east-1:123456789012:stateMachine:arc-benchmark-pipeline" }
   }
 
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      name      = "arc_benchmark_runs"
+      hash_key  = "run_id"
+      range_key = null
+      arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_benchmark_runs"
+      global_secondary_index = [
+        { name = "config-created-index", hash_key = "config_name", range_key = "created_at", projection_type = "ALL" },
+      ]
+    }
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.tasks
+    values = {
+      name      = "arc_task_progress"
+      hash_key  = "run_id"
+      range_key = "task_id"
+      arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_task_progress"
+      # INCLUDE carrying what the sweeper reads is as good as ALL.
+      global_secondary_index = [
+        { name = "status-index", hash_key = "status", range_key = "updated_at", projection_type = "INCLUDE", non_key_attributes = ["retry_count", "last_error_at"] },
+      ]
+    }
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.rate_limits
+    values = {
+      name     = "arc_rate_limits"
+      hash_key = "provider"
+      arn      = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_rate_limits"
+    }
+  }
+
   variables {
-    create_tables         = false
-    create_results_bucket = false
-    results_bucket_name   = "existing-results"
-    enable_monitoring     = false
+    create_tables            = false
+    create_rate_limits_table = false
+    create_results_bucket    = false
+    results_bucket_name      = "existing-results"
+    enable_monitoring        = false
   }
 
   assert {
-    condition     = length(aws_dynamodb_table.runs) == 0 && length(aws_dynamodb_table.tasks) == 0 && length(aws_s3_bucket.results) == 0
+    condition     = length(aws_dynamodb_table.runs) == 0 && length(aws_dynamodb_table.tasks) == 0 && length(aws_dynamodb_table.rate_limits) == 0 && length(aws_s3_bucket.results) == 0
     error_message = "adopting creates no table and no bucket"
   }
 
@@ -275,16 +614,44 @@ run "adopting_existing_tables_and_bucket" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_dashboard.this) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_errors) == 0
+    condition     = output.runs_table_name == "arc_benchmark_runs" && output.tasks_table_name == "arc_task_progress" && output.rate_limits_table_name == "arc_rate_limits"
+    error_message = "the table outputs name the adopted tables"
+  }
+
+  assert {
+    condition     = output.runs_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/arc_benchmark_runs" && output.tasks_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/arc_task_progress"
+    error_message = "the table ARNs are the adopted tables'"
+  }
+
+  assert {
+    condition = alltrue(flatten([for doc in concat(values(data.aws_iam_policy_document.function), [data.aws_iam_policy_document.state_machine]) :
+      [for st in doc.statement : [for r in st.resources : !strcontains(r, "arc_rate_limits")]]
+    ]))
+    error_message = "no function is granted access to the adopted rate limits table"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_dashboard.this) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_errors) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_not_running) == 0
     error_message = "enable_monitoring = false creates no alarm and no dashboard"
   }
 }
+
+# --- adoption refused --------------------------------------------------------------
 
 run "adopted_tasks_table_without_status_index_is_refused" {
   command = plan
 
   variables {
     create_tables = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      hash_key               = "run_id"
+      range_key              = null
+      global_secondary_index = [{ name = "config-created-index", hash_key = "config_name", range_key = "created_at", projection_type = "ALL" }]
+    }
   }
 
   override_data {
@@ -299,6 +666,96 @@ run "adopted_tasks_table_without_status_index_is_refused" {
   expect_failures = [data.aws_dynamodb_table.tasks]
 }
 
+run "adopted_status_index_with_other_keys_is_refused" {
+  command = plan
+
+  variables {
+    create_tables = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      hash_key               = "run_id"
+      range_key              = null
+      global_secondary_index = [{ name = "config-created-index", hash_key = "config_name", range_key = "created_at", projection_type = "ALL" }]
+    }
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.tasks
+    values = {
+      hash_key               = "run_id"
+      range_key              = "task_id"
+      global_secondary_index = [{ name = "status-index", hash_key = "status", range_key = "created_at", projection_type = "ALL" }]
+    }
+  }
+
+  expect_failures = [data.aws_dynamodb_table.tasks]
+}
+
+run "adopted_status_index_without_the_sweeper_attributes_is_refused" {
+  command = plan
+
+  variables {
+    create_tables = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      hash_key               = "run_id"
+      range_key              = null
+      global_secondary_index = [{ name = "config-created-index", hash_key = "config_name", range_key = "created_at", projection_type = "ALL" }]
+    }
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.tasks
+    values = {
+      hash_key               = "run_id"
+      range_key              = "task_id"
+      global_secondary_index = [{ name = "status-index", hash_key = "status", range_key = "updated_at", projection_type = "KEYS_ONLY" }]
+    }
+  }
+
+  expect_failures = [data.aws_dynamodb_table.tasks]
+}
+
+run "adopted_config_index_with_other_keys_is_refused" {
+  command = plan
+
+  variables {
+    create_tables = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      hash_key               = "run_id"
+      range_key              = null
+      global_secondary_index = [{ name = "config-created-index", hash_key = "config_name", range_key = "updated_at", projection_type = "ALL" }]
+    }
+  }
+
+  expect_failures = [data.aws_dynamodb_table.runs]
+}
+
+run "adopted_rate_limits_table_with_other_keys_is_refused" {
+  command = plan
+
+  variables {
+    create_rate_limits_table = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.rate_limits
+    values = { hash_key = "name" }
+  }
+
+  expect_failures = [data.aws_dynamodb_table.rate_limits]
+}
+
 run "existing_bucket_needs_a_name" {
   command = plan
 
@@ -308,6 +765,8 @@ run "existing_bucket_needs_a_name" {
 
   expect_failures = [data.aws_s3_bucket.existing]
 }
+
+# --- variable validation ------------------------------------------------------------
 
 run "bad_name_prefix" {
   command = plan
@@ -357,4 +816,188 @@ run "bad_non_retryable_errors" {
   }
 
   expect_failures = [var.non_retryable_errors]
+}
+
+run "map_max_concurrency_above_a_distributed_map" {
+  command = plan
+
+  variables {
+    map_max_concurrency = 10001
+  }
+
+  expect_failures = [var.map_max_concurrency]
+}
+
+run "map_max_concurrency_zero" {
+  command = plan
+
+  variables {
+    map_max_concurrency = 0
+  }
+
+  expect_failures = [var.map_max_concurrency]
+}
+
+run "batch_task_timeout_too_short" {
+  command = plan
+
+  variables {
+    batch_task_timeout_seconds = 59
+  }
+
+  expect_failures = [var.batch_task_timeout_seconds]
+}
+
+run "batch_task_timeout_too_long" {
+  command = plan
+
+  variables {
+    batch_task_timeout_seconds = 604801
+    execution_timeout_seconds  = 31536000
+  }
+
+  expect_failures = [var.batch_task_timeout_seconds]
+}
+
+run "execution_timeout_too_short" {
+  command = plan
+
+  variables {
+    batch_task_timeout_seconds = 60
+    execution_timeout_seconds  = 3599
+  }
+
+  expect_failures = [var.execution_timeout_seconds]
+}
+
+run "execution_timeout_above_a_year" {
+  command = plan
+
+  variables {
+    execution_timeout_seconds = 31536001
+  }
+
+  expect_failures = [var.execution_timeout_seconds]
+}
+
+run "execution_timeout_not_above_the_task_timeout" {
+  command = plan
+
+  variables {
+    batch_task_timeout_seconds = 86400
+    execution_timeout_seconds  = 86400
+  }
+
+  expect_failures = [var.execution_timeout_seconds]
+}
+
+run "sweeper_max_age_hours_zero" {
+  command = plan
+
+  variables {
+    sweeper_max_age_hours = 0
+  }
+
+  expect_failures = [var.sweeper_max_age_hours]
+}
+
+run "sweeper_max_age_hours_above_a_year" {
+  command = plan
+
+  variables {
+    sweeper_max_age_hours = 8761
+  }
+
+  expect_failures = [var.sweeper_max_age_hours]
+}
+
+run "sweeper_base_delay_zero" {
+  command = plan
+
+  variables {
+    sweeper_base_delay_seconds = 0
+  }
+
+  expect_failures = [var.sweeper_base_delay_seconds]
+}
+
+run "sweeper_max_delay_below_the_base_delay" {
+  command = plan
+
+  variables {
+    sweeper_base_delay_seconds = 600
+    sweeper_max_delay_seconds  = 60
+  }
+
+  expect_failures = [var.sweeper_max_delay_seconds]
+}
+
+run "sweeper_max_tasks_above_what_the_sweeper_accepts" {
+  command = plan
+
+  variables {
+    sweeper_max_tasks = 100001
+  }
+
+  expect_failures = [var.sweeper_max_tasks]
+}
+
+run "sweeper_schedule_interval_not_whole_minutes" {
+  command = plan
+
+  variables {
+    sweeper_schedule_interval_seconds = 90
+  }
+
+  expect_failures = [var.sweeper_schedule_interval_seconds]
+}
+
+run "sweeper_schedule_interval_too_long" {
+  command = plan
+
+  variables {
+    sweeper_schedule_interval_seconds = 302460
+  }
+
+  expect_failures = [var.sweeper_schedule_interval_seconds]
+}
+
+run "role_path_without_slashes" {
+  command = plan
+
+  variables {
+    role_path = "platform"
+  }
+
+  expect_failures = [var.role_path]
+}
+
+run "role_path_with_an_empty_segment" {
+  command = plan
+
+  variables {
+    role_path = "/platform//arc/"
+  }
+
+  expect_failures = [var.role_path]
+}
+
+run "role_permissions_boundary_not_a_policy_arn" {
+  command = plan
+
+  variables {
+    role_permissions_boundary = "arn:aws:iam::123456789012:role/boundary"
+  }
+
+  expect_failures = [var.role_permissions_boundary]
+}
+
+run "bad_rate_limits_table_name" {
+  command = plan
+
+  variables {
+    rate_limits_table_name = "ab"
+  }
+
+  expect_failures = [var.rate_limits_table_name]
 }

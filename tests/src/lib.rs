@@ -93,6 +93,22 @@ pub struct TestEnv {
 impl TestEnv {
     /// Fresh tables and bucket; `overrides` are extra environment settings (`MAX_RETRIES`…).
     pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        Self::with_tables(overrides, false).await
+    }
+
+    /// Like [`TestEnv::new`], but with the tables a Python-set deployment has, exactly as its
+    /// definitions create them (`schema::create_python_tables`): no `status-index` on the tasks
+    /// table, and the worker's rate-limits table, named by [`TestEnv::rate_limits_table`].
+    pub async fn python(overrides: &[(&str, &str)]) -> Self {
+        Self::with_tables(overrides, true).await
+    }
+
+    /// The rate-limits table of a [`TestEnv::python`] world.
+    pub fn rate_limits_table(&self) -> String {
+        format!("rate_limits_of_{}", self.config.runs_table)
+    }
+
+    async fn with_tables(overrides: &[(&str, &str)], python: bool) -> Self {
         let endpoint = moto_endpoint();
         let conf = sdk_config(&endpoint).await;
         let clients = Clients::from_conf(&conf);
@@ -108,7 +124,16 @@ impl TestEnv {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-        schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table).await.expect("create tables");
+        if python {
+            let rate_limits = format!("rate_limits_of_{}", config.runs_table);
+            schema::create_python_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table, &rate_limits)
+                .await
+                .expect("create the Python set's tables");
+        } else {
+            schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table)
+                .await
+                .expect("create tables");
+        }
         clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
         Self { endpoint, clients, config, bucket }
     }
@@ -178,6 +203,29 @@ impl TestEnv {
             .send()
             .await
             .expect("update item");
+    }
+
+    /// Arms a fault in the test emulator (`tests/support/moto_serial.py`): the next `count`
+    /// requests matching `fault` get its canned answer. Match on this test's own table or
+    /// bucket name so that tests running side by side never see each other's faults.
+    pub async fn inject_fault(&self, fault: serde_json::Value) {
+        let url = format!("{}/_arc/faults", self.endpoint);
+        let body = fault.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            let addr = url.trim_start_matches("http://").split('/').next().unwrap_or("").to_owned();
+            let mut s = std::net::TcpStream::connect(addr)?;
+            use std::io::{Read, Write};
+            write!(s, "POST /_arc/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok::<bool, std::io::Error>(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"))
+        })
+        .await
+        .expect("fault request");
+        assert!(
+            ok.expect("fault request"),
+            "the emulator did not accept the fault (is it tests/support/moto_serial.py?)"
+        );
     }
 
     /// Every item of both tables, sorted, for byte-for-byte comparisons.

@@ -19,6 +19,7 @@ const SDK_CALLS: &[(&str, &str, Option<&str>)] = &[
     (".scan()", "dynamodb:Scan", None),
     (".delete_item()", "dynamodb:DeleteItem", None),
     (".put_object()", "s3:PutObject", Some("results_objects")),
+    (".get_object()", "s3:GetObject", Some("results_objects")),
     (".put_metric_data()", "cloudwatch:PutMetricData", Some("cloudwatch_metrics")),
     (".start_execution()", "states:StartExecution", Some("state_machine")),
     (".describe_execution()", "states:DescribeExecution", Some("executions")),
@@ -34,6 +35,19 @@ const HELPERS: &[(&str, &str, &str)] = &[
     (".for_each_task(", "tasks_table", "dynamodb:Query"),
     (".for_each_task_item(", "tasks_table", "dynamodb:Query"),
     (".run_tasks(", "tasks_table", "dynamodb:Query"),
+    // The failure model's writes (shared/src/store/failures.rs): a conditional task update, in
+    // one transaction with the run's counter when the task becomes permanent; settling reads
+    // a task again when it changed meanwhile.
+    (".record_failure(", "tasks_table", "dynamodb:UpdateItem"),
+    (".record_failure(", "runs_table", "dynamodb:UpdateItem"),
+    (".settle_in_flight(", "tasks_table", "dynamodb:UpdateItem"),
+    (".settle_in_flight(", "runs_table", "dynamodb:UpdateItem"),
+    (".settle_in_flight(", "tasks_table", "dynamodb:GetItem"),
+    (".make_permanent(", "tasks_table", "dynamodb:UpdateItem"),
+    (".make_permanent(", "runs_table", "dynamodb:UpdateItem"),
+    // The results bucket (shared/src/store/objects.rs).
+    ("put_json(", "results_objects", "s3:PutObject"),
+    ("get_string_list(", "results_objects", "s3:GetObject"),
 ];
 
 type Grant = (String, String);

@@ -150,12 +150,7 @@ async fn lifecycle(
         settings: SweepSettings::from_config(&config)?,
         fault: arc_sweeper::Fault::None,
     };
-    let sim = WorkerSim {
-        seed,
-        failure_rate: opts.failure_rate,
-        accuracy: 0.6,
-        redeliver_rate: 0.1,
-    };
+    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6, redeliver_rate: 0.1 };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
         + chrono::Duration::minutes(1);
@@ -364,7 +359,10 @@ async fn print_round(env: &Env, run_id: &str, reports: &[ExecutionReport]) -> Re
 fn failure_notes(r: &ExecutionReport) -> String {
     let mut notes = Vec::new();
     if r.failed_attempts > 0 {
-        notes.push(format!("{} failed attempt(s), {} recorded by the worker itself", r.failed_attempts, r.worker_recorded));
+        notes.push(format!(
+            "{} failed attempt(s), {} recorded by the worker itself",
+            r.failed_attempts, r.worker_recorded
+        ));
     }
     if r.redelivered > 0 {
         notes.push(format!("{} delivered twice", r.redelivered));

@@ -101,14 +101,14 @@ impl Tables {
     /// A task left in flight by an execution that is over becomes FAILED (or FAILED_PERMANENT)
     /// with `last_error_type = error_type`, charged an attempt when `settled.counted`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn settle_task(
+    async fn settle_task(
         &self,
         run_id: &str,
         task_id: &str,
         seen: &TaskStatus,
         seen_retry_count: u32,
         settled: Settled,
-        error_type: &str,
+        (error_type, cause): (&str, &str),
         next_retry_at: Option<&str>,
         now: &str,
     ) -> Result<Written> {
@@ -117,7 +117,7 @@ impl Tables {
             .set("status", s(status.as_str()))
             .set("retry_count", n(settled.retry_count))
             .set("last_error_type", s(error_type))
-            .set("last_error_cause", s(error_type))
+            .set("last_error_cause", s(cause))
             .set("last_error_at", s(now))
             .set("updated_at", s(now))
             .exists("run_id")
@@ -133,7 +133,13 @@ impl Tables {
     /// A FAILED task whose `retry_count` already reached MAX_RETRIES (written by a worker with
     /// another setting, or before MAX_RETRIES was lowered) becomes FAILED_PERMANENT, counted on
     /// the run once.
-    pub async fn make_permanent(&self, run_id: &str, task_id: &str, seen_retry_count: u32, now: &str) -> Result<Written> {
+    pub async fn make_permanent(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        seen_retry_count: u32,
+        now: &str,
+    ) -> Result<Written> {
         let u = UpdateExpr::new()
             .set("status", s(TaskStatus::FailedPermanent.as_str()))
             .set("updated_at", s(now))
@@ -202,6 +208,8 @@ pub struct SettlePolicy<'a> {
     pub job_ran: bool,
     /// `last_error_type` of a settled task (`Unfinished`, `ExecutionEnded`).
     pub error_type: &'a str,
+    /// Its `last_error_cause` (e.g. `ExecutionEnded: ABORTED`).
+    pub cause: &'a str,
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
@@ -256,7 +264,7 @@ impl Tables {
                             &t.status,
                             t.retry_count,
                             settled,
-                            policy.error_type,
+                            (policy.error_type, policy.cause),
                             next.as_deref(),
                             now_s,
                         )

@@ -1,5 +1,6 @@
 //! The table schema of DESIGN.md §2, for tests and the local runner (Terraform creates the
-//! same tables in AWS).
+//! same tables in AWS), and the Python set's own tables (what a deployment switching to this
+//! product already has), for the tests of `arcctl doctor` / `arcctl migrate`.
 
 use crate::error::{ArcError, Result};
 use crate::store::{CONFIG_INDEX, STATUS_INDEX};
@@ -61,5 +62,42 @@ pub async fn create_tables(db: &Client, runs: &str, tasks: &str) -> Result<()> {
         .send()
         .await
         .map_err(|e| ArcError::from_sdk("CreateTable tasks", e))?;
+    Ok(())
+}
+
+/// Creates the tables exactly as the Python set's own definitions do (on-demand): the runs
+/// table with `config-created-index` (`config_name` / `created_at`, ALL); the tasks table
+/// (`run_id` / `task_id`) WITHOUT any GSI (no `status-index`); and the worker's rate-limits
+/// table (hash `provider`).
+pub async fn create_python_tables(db: &Client, runs: &str, tasks: &str, rate_limits: &str) -> Result<()> {
+    db.create_table()
+        .table_name(runs)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("run_id")?)
+        .attribute_definitions(attr("config_name")?)
+        .attribute_definitions(attr("created_at")?)
+        .key_schema(key("run_id", KeyType::Hash)?)
+        .global_secondary_indexes(gsi(CONFIG_INDEX, "config_name", "created_at")?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable runs", e))?;
+    db.create_table()
+        .table_name(tasks)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("run_id")?)
+        .attribute_definitions(attr("task_id")?)
+        .key_schema(key("run_id", KeyType::Hash)?)
+        .key_schema(key("task_id", KeyType::Range)?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable tasks", e))?;
+    db.create_table()
+        .table_name(rate_limits)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("provider")?)
+        .key_schema(key("provider", KeyType::Hash)?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable rate limits", e))?;
     Ok(())
 }

@@ -5,12 +5,12 @@
 # against the tables it created, then destroys.
 
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.0"
+      version = ">= 5.70"
     }
   }
 }
@@ -72,14 +72,16 @@ provider "aws" {
 module "arc_orchestrator" {
   source = "../.."
 
-  name_prefix         = "arc-benchmark-local"
-  lambda_zip_dir      = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
-  lambda_architecture = var.lambda_architecture
-  runs_table_name     = "arc_benchmark_runs_local"
-  tasks_table_name    = "arc_task_progress_local"
+  name_prefix            = "arc-benchmark-local"
+  lambda_zip_dir         = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
+  lambda_architecture    = var.lambda_architecture
+  runs_table_name        = "arc_benchmark_runs_local"
+  tasks_table_name       = "arc_task_progress_local"
+  rate_limits_table_name = "arc_rate_limits_local"
 
-  # The check destroys what it applied.
-  table_deletion_protection = false
+  # The check destroys what it applied, whatever the deployed test wrote.
+  table_deletion_protection    = false
+  results_bucket_force_destroy = true
 
   # Dummy ARNs: nothing is submitted to Batch locally.
   batch_job_queue_arn      = "arn:aws:batch:us-east-1:123456789012:job-queue/arc-benchmark-local"
@@ -90,20 +92,22 @@ module "arc_orchestrator" {
 }
 
 # A second deployment on the same data, as an existing installation would adopt its
-# tables and bucket: the data sources must find them with the keys and indexes the
-# code expects (their postconditions check it).
+# tables (runs, tasks, rate limits) and bucket: the data sources must find them with
+# the keys and indexes the code expects (their postconditions check it).
 module "adopting" {
   source = "../.."
   count  = var.plan_adoption ? 1 : 0
 
-  name_prefix           = "arc-benchmark-adopt"
-  lambda_zip_dir        = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
-  lambda_architecture   = var.lambda_architecture
-  create_tables         = false
-  runs_table_name       = module.arc_orchestrator.runs_table_name
-  tasks_table_name      = module.arc_orchestrator.tasks_table_name
-  create_results_bucket = false
-  results_bucket_name   = module.arc_orchestrator.results_bucket_name
+  name_prefix              = "arc-benchmark-adopt"
+  lambda_zip_dir           = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/local")
+  lambda_architecture      = var.lambda_architecture
+  create_tables            = false
+  runs_table_name          = module.arc_orchestrator.runs_table_name
+  tasks_table_name         = module.arc_orchestrator.tasks_table_name
+  create_rate_limits_table = false
+  rate_limits_table_name   = module.arc_orchestrator.rate_limits_table_name
+  create_results_bucket    = false
+  results_bucket_name      = module.arc_orchestrator.results_bucket_name
 
   batch_job_queue_arn      = "arn:aws:batch:us-east-1:123456789012:job-queue/arc-benchmark-local"
   batch_job_definition_arn = "arn:aws:batch:us-east-1:123456789012:job-definition/arc-benchmark-worker"
@@ -120,6 +124,11 @@ output "runs_table_name" {
 output "tasks_table_name" {
   description = "TASKS_TABLE for the integration test."
   value       = module.arc_orchestrator.tasks_table_name
+}
+
+output "rate_limits_table_name" {
+  description = "DYNAMODB_RATE_LIMIT_TABLE for the integration test."
+  value       = module.arc_orchestrator.rate_limits_table_name
 }
 
 output "results_bucket_name" {

@@ -1,17 +1,18 @@
-# A sandbox deployment next to production: its own tables, bucket, functions
-# (arc-benchmark-sandbox-teal-initialize, ...) and state machine.
+# A sandbox deployment next to production in the same account: its own tables, bucket,
+# functions (arc-benchmark-sandbox-teal-initialize, ...), state machine, schedule and
+# metrics namespace (see "Two deployments in one account" in terraform/README.md).
 #   scripts/build-lambdas.sh
 #   terraform -chdir=terraform/examples/sandbox init
 #   terraform -chdir=terraform/examples/sandbox apply \
 #     -var batch_job_queue_arn=arn:aws:batch:... -var batch_job_definition_arn=arn:aws:batch:...
 
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.0"
+      version = ">= 5.70"
     }
   }
 }
@@ -58,13 +59,17 @@ provider "aws" {
 module "arc_orchestrator" {
   source = "../.."
 
-  name_prefix      = "arc-benchmark-sandbox-teal"
-  lambda_zip_dir   = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/arm64")
-  runs_table_name  = "arc_benchmark_runs_sandbox_teal"
-  tasks_table_name = "arc_task_progress_sandbox_teal"
+  name_prefix            = "arc-benchmark-sandbox-teal"
+  lambda_zip_dir         = coalesce(var.lambda_zip_dir, "${path.module}/../../../build/lambda/arm64")
+  runs_table_name        = "arc_benchmark_runs_sandbox_teal"
+  tasks_table_name       = "arc_task_progress_sandbox_teal"
+  rate_limits_table_name = "arc_rate_limits_sandbox_teal"
+  cloudwatch_namespace   = "ArcBenchmarkSandboxTeal"
 
-  # A sandbox is meant to be torn down with `terraform destroy`.
-  table_deletion_protection = false
+  # A sandbox is meant to be torn down with `terraform destroy`: its tables and its
+  # results bucket (with every report in it) go with it.
+  table_deletion_protection    = false
+  results_bucket_force_destroy = true
 
   batch_job_queue_arn      = var.batch_job_queue_arn
   batch_job_definition_arn = var.batch_job_definition_arn
@@ -82,6 +87,11 @@ output "state_machine_arn" {
 output "function_names" {
   description = "The deployed functions, for `aws lambda update-function-code`."
   value       = module.arc_orchestrator.function_names
+}
+
+output "rate_limits_table_name" {
+  description = "DYNAMODB_RATE_LIMIT_TABLE of the sandbox worker's job definition."
+  value       = module.arc_orchestrator.rate_limits_table_name
 }
 
 output "dashboard_name" {

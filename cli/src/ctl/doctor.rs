@@ -1,0 +1,503 @@
+//! `arcctl doctor`: checks the deployment as the functions see it (the tables named by
+//! RUNS_TABLE / TASKS_TABLE, their indexes, the runs' roll-ups, the state machine, the
+//! worker's rate-limits table, and with `--function` the sweeper and its schedule), one line
+//! per check, each failed check with the command that fixes it.
+
+use super::runs::json_text;
+use super::tables::{self, IndexSpec, CONFIG_INDEX_SPEC, STATUS_INDEX_SPEC};
+use super::Ctx;
+use crate::exit::{emit, CliError};
+use arc_shared::records::RUN_ROLLUPS;
+use arc_shared::ArcError;
+use aws_sdk_dynamodb::types::{AttributeValue, TableDescription};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Runs read for the roll-up check (one Scan page).
+pub const ROLLUP_SAMPLE: i32 = 200;
+
+/// The environment variable naming the worker's rate-limits table (its job definition's).
+pub const RATE_LIMIT_TABLE_VAR: &str = "DYNAMODB_RATE_LIMIT_TABLE";
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Self { name: name.to_owned(), ok: true, detail: detail.into(), fix: None }
+    }
+
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.to_owned(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+    }
+
+    /// An AWS call that failed for another reason than "not there".
+    fn error(name: &str, e: &ArcError) -> Self {
+        Self::fail(
+            name,
+            format!("cannot check: {e}"),
+            "check the credentials and region (AWS_PROFILE, AWS_REGION) and that they may call this API, then rerun arcctl doctor",
+        )
+    }
+}
+
+/// What to check besides the tables and the state machine.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The sweeper Lambda (`<name_prefix>-sweeper`): it and its schedule are checked.
+    pub function: Option<String>,
+    /// The worker's rate-limits table.
+    pub rate_limits_table: Option<String>,
+}
+
+/// Every check, in order.
+pub async fn checks(ctx: &Ctx, opts: &Options) -> Vec<Check> {
+    let db = &ctx.clients.dynamodb;
+    let runs_name = &ctx.config.runs_table;
+    let tasks_name = &ctx.config.tasks_table;
+    let mut out = Vec::new();
+
+    let runs = tables::describe(db, runs_name).await;
+    out.push(table_check("runs table", "RUNS_TABLE", runs_name, &runs, "run_id", None));
+    let runs = runs.ok().flatten().filter(|t| tables::has_keys(t, "run_id", None));
+    let tasks = tables::describe(db, tasks_name).await;
+    out.push(table_check("tasks table", "TASKS_TABLE", tasks_name, &tasks, "run_id", Some("task_id")));
+    let tasks = tasks.ok().flatten().filter(|t| tables::has_keys(t, "run_id", Some("task_id")));
+
+    out.push(match &runs {
+        Some(t) => index_check(t, runs_name, &CONFIG_INDEX_SPEC, &config_index_fix(runs_name, t)),
+        None => Check::fail(
+            CONFIG_INDEX_SPEC.name,
+            format!("not checked: no usable runs table {runs_name}"),
+            "fix the runs table first (above)",
+        ),
+    });
+    out.push(match &tasks {
+        Some(t) => index_check(t, tasks_name, &STATUS_INDEX_SPEC, "arcctl migrate status-index"),
+        None => Check::fail(
+            STATUS_INDEX_SPEC.name,
+            format!("not checked: no usable tasks table {tasks_name}"),
+            "fix the tasks table first (above)",
+        ),
+    });
+    out.push(match &runs {
+        Some(_) => rollups_check(ctx, runs_name).await,
+        None => Check::fail(
+            "run roll-ups",
+            format!("not checked: no usable runs table {runs_name}"),
+            "fix the runs table first (above)",
+        ),
+    });
+    out.push(state_machine_check(ctx).await);
+    if let Some(name) = &opts.rate_limits_table {
+        out.push(rate_limits_check(ctx, name).await);
+    }
+    if let Some(function) = &opts.function {
+        let (function_check, function_arn) = function_check(ctx, function).await;
+        out.push(function_check);
+        out.push(schedule_check(ctx, function, function_arn.as_deref()).await);
+    }
+    out
+}
+
+/// The command: prints the checks, exit 0 only when all pass.
+pub async fn doctor(ctx: &Ctx, opts: &Options) -> Result<(), CliError> {
+    if opts.rate_limits_table.is_none() && !ctx.json {
+        eprintln!(
+            "note: the worker's rate-limits table is not checked: name it with --rate-limits-table NAME or {RATE_LIMIT_TABLE_VAR}"
+        );
+    }
+    let checks = checks(ctx, opts).await;
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if ctx.json {
+        emit(&json_text(&serde_json::json!({"checks": checks, "ok": failed == 0}))?);
+    } else {
+        emit(&render(ctx, &checks));
+    }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!("{failed} of {} checks failed; each ✗ names its fix", checks.len())))
+    }
+}
+
+/// The checks for people: one line each, the fix under a failed one.
+pub fn render(ctx: &Ctx, checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let mut out = format!("deployment: RUNS_TABLE={} TASKS_TABLE={}", ctx.config.runs_table, ctx.config.tasks_table);
+    for c in checks {
+        out.push_str(&format!("\n{} {:<width$}  {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("\n  {:<width$}  fix: {fix}", ""));
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        out.push_str(&format!("\nall {} checks passed", checks.len()));
+    } else {
+        out.push_str(&format!("\n{failed} of {} checks failed", checks.len()));
+    }
+    out
+}
+
+fn table_check(
+    name: &str,
+    var: &str,
+    table: &str,
+    found: &Result<Option<TableDescription>, ArcError>,
+    hash: &str,
+    range: Option<&str>,
+) -> Check {
+    let expected = match range {
+        Some(r) => format!("{hash} (HASH) / {r} (RANGE)"),
+        None => format!("{hash} (HASH)"),
+    };
+    match found {
+        Err(e) => Check::error(name, e),
+        Ok(None) => Check::fail(
+            name,
+            format!("{table} does not exist ({var})"),
+            format!(
+                "set {var} to the existing table, or terraform apply (the module creates it unless create_tables = false)"
+            ),
+        ),
+        Ok(Some(t)) if !tables::has_keys(t, hash, range) => Check::fail(
+            name,
+            format!("{table} has the keys {}, not {expected}: it is not this product's table", tables::describe_keys(t.key_schema())),
+            format!("set {var} to the {name} the functions use"),
+        ),
+        Ok(Some(t)) => {
+            let status = t.table_status().map_or("UNKNOWN", |s| s.as_str());
+            Check::pass(name, format!("{table}: {expected}, {status}, {}", tables::billing(t)))
+        }
+    }
+}
+
+fn index_check(t: &TableDescription, table: &str, spec: &IndexSpec, create_fix: &str) -> Check {
+    let Some(g) = tables::gsi(t, spec.name) else {
+        return Check::fail(spec.name, format!("{table} has no GSI {}", spec.name), create_fix);
+    };
+    if let Some(problem) = tables::index_problem(t, g, spec) {
+        let fix = if spec.name == STATUS_INDEX_SPEC.name {
+            "arcctl migrate status-index --recreate".to_owned()
+        } else {
+            format!(
+                "aws dynamodb update-table --table-name {table} --global-secondary-index-updates '[{{\"Delete\":{{\"IndexName\":\"{}\"}}}}]', wait until it is gone, then: {create_fix}",
+                spec.name
+            )
+        };
+        return Check::fail(spec.name, format!("{table}: {} {problem}", spec.name), fix);
+    }
+    let status = tables::index_status(g);
+    if status != "ACTIVE" {
+        let fix = if spec.name == STATUS_INDEX_SPEC.name {
+            "arcctl migrate status-index (waits until it is ACTIVE)".to_owned()
+        } else {
+            "wait until DynamoDB has built it, then rerun arcctl doctor".to_owned()
+        };
+        return Check::fail(
+            spec.name,
+            format!("{table}: {} is {status}: {}", spec.name, tables::describe_index(g)),
+            fix,
+        );
+    }
+    Check::pass(spec.name, format!("{table}: {}", tables::describe_index(g)))
+}
+
+/// The AWS CLI command that adds config-created-index to a runs table.
+fn config_index_fix(table: &str, t: &TableDescription) -> String {
+    let throughput = if tables::on_demand(t) {
+        String::new()
+    } else {
+        let (r, w) = tables::provisioned_capacity(t);
+        format!(",\"ProvisionedThroughput\":{{\"ReadCapacityUnits\":{r},\"WriteCapacityUnits\":{w}}}")
+    };
+    format!(
+        "aws dynamodb update-table --table-name {table} \
+         --attribute-definitions AttributeName=config_name,AttributeType=S AttributeName=created_at,AttributeType=S \
+         --global-secondary-index-updates '[{{\"Create\":{{\"IndexName\":\"config-created-index\",\
+         \"KeySchema\":[{{\"AttributeName\":\"config_name\",\"KeyType\":\"HASH\"}},{{\"AttributeName\":\"created_at\",\"KeyType\":\"RANGE\"}}],\
+         \"Projection\":{{\"ProjectionType\":\"ALL\"}}{throughput}}}}}]'"
+    )
+}
+
+/// Which roll-ups a run item lacks, and which it has as something else than a number.
+pub fn rollup_gaps(item: &arc_shared::records::Item) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut missing = Vec::new();
+    let mut not_numbers = Vec::new();
+    for r in RUN_ROLLUPS {
+        match item.get(r) {
+            None | Some(AttributeValue::Null(_)) => missing.push(r),
+            Some(AttributeValue::N(_)) => {}
+            Some(_) => not_numbers.push(r),
+        }
+    }
+    (missing, not_numbers)
+}
+
+/// The projection `#run_id, #completed_tasks, …` and its names.
+pub fn rollup_projection() -> (String, Vec<(String, String)>) {
+    let names: Vec<(String, String)> =
+        std::iter::once("run_id").chain(RUN_ROLLUPS).map(|a| (format!("#{a}"), a.to_owned())).collect();
+    let projection = names.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ");
+    (projection, names)
+}
+
+async fn rollups_check(ctx: &Ctx, table: &str) -> Check {
+    const NAME: &str = "run roll-ups";
+    let (projection, names) = rollup_projection();
+    let scan = ctx
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .limit(ROLLUP_SAMPLE)
+        .projection_expression(projection)
+        .set_expression_attribute_names(Some(names.into_iter().collect()))
+        .send()
+        .await;
+    let out = match scan {
+        Ok(out) => out,
+        Err(e) => return Check::error(NAME, &ArcError::from_sdk(&format!("Scan {table}"), e)),
+    };
+    let more = out.last_evaluated_key.as_ref().is_some_and(|k| !k.is_empty());
+    let items = out.items.unwrap_or_default();
+    let sample = format!("{} run(s) sampled{}", items.len(), if more { " (the first page of a scan)" } else { "" });
+    let mut lacking = 0usize;
+    let mut by_attr: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut not_numbers: Vec<String> = Vec::new();
+    for item in &items {
+        let (missing, wrong) = rollup_gaps(item);
+        if !missing.is_empty() {
+            lacking += 1;
+            for m in missing {
+                *by_attr.entry(m).or_default() += 1;
+            }
+        }
+        if !wrong.is_empty() {
+            let id = match item.get("run_id") {
+                Some(AttributeValue::S(s)) => s.clone(),
+                _ => "?".to_owned(),
+            };
+            not_numbers.push(format!("{id} ({})", wrong.join(", ")));
+        }
+    }
+    if lacking == 0 && not_numbers.is_empty() {
+        return Check::pass(NAME, format!("{sample}: every run has {} as numbers", RUN_ROLLUPS.join(", ")));
+    }
+    let mut detail = format!("{sample}: ");
+    let mut fixes = Vec::new();
+    if lacking > 0 {
+        let counts: Vec<String> = by_attr.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        detail.push_str(&format!(
+            "{lacking} lack a roll-up the Python worker adds to ({}): completing their tasks fails",
+            counts.join(", ")
+        ));
+        fixes.push("arcctl migrate backfill-runs (preview with --dry-run)".to_owned());
+    }
+    if !not_numbers.is_empty() {
+        if lacking > 0 {
+            detail.push_str("; ");
+        }
+        detail.push_str(&format!(
+            "{} have a roll-up that is not a number: {}",
+            not_numbers.len(),
+            not_numbers.join(", ")
+        ));
+        fixes.push("set those attributes to numbers by hand (aws dynamodb update-item)".to_owned());
+    }
+    Check::fail(NAME, detail, fixes.join("; then "))
+}
+
+async fn state_machine_check(ctx: &Ctx) -> Check {
+    const NAME: &str = "state machine";
+    let Some(arn) = ctx.config.state_machine_arn.as_deref() else {
+        return Check::fail(
+            NAME,
+            "STATE_MACHINE_ARN is not set: sweeps start retry executions on it",
+            "export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)   # or the ARN of <name_prefix>-pipeline",
+        );
+    };
+    match ctx.clients.sfn.describe_state_machine().state_machine_arn(arn).send().await {
+        Ok(out) => Check::pass(
+            NAME,
+            format!("{} ({})", out.name(), out.status().map_or("status unknown", |s| s.as_str())),
+        ),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_state_machine_does_not_exist() || se.is_invalid_arn()) => {
+            Check::fail(
+                NAME,
+                format!("{arn} does not exist (STATE_MACHINE_ARN)"),
+                "terraform apply (creates <name_prefix>-pipeline), then export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)",
+            )
+        }
+        Err(e) => Check::error(NAME, &ArcError::from_sdk("DescribeStateMachine", e)),
+    }
+}
+
+async fn rate_limits_check(ctx: &Ctx, table: &str) -> Check {
+    const NAME: &str = "rate-limits table";
+    match tables::describe(&ctx.clients.dynamodb, table).await {
+        Err(e) => Check::error(NAME, &e),
+        Ok(None) => Check::fail(
+            NAME,
+            format!("{table} does not exist (the worker's {RATE_LIMIT_TABLE_VAR})"),
+            format!(
+                "aws dynamodb create-table --table-name {table} --attribute-definitions AttributeName=provider,AttributeType=S \
+                 --key-schema AttributeName=provider,KeyType=HASH --billing-mode PAY_PER_REQUEST"
+            ),
+        ),
+        Ok(Some(t)) if !tables::has_keys(&t, "provider", None) => Check::fail(
+            NAME,
+            format!("{table} has the keys {}, not provider (HASH): the worker cannot use it", tables::describe_keys(t.key_schema())),
+            format!("name the worker's rate-limits table with --rate-limits-table NAME ({RATE_LIMIT_TABLE_VAR} of its job definition)"),
+        ),
+        Ok(Some(t)) => Check::pass(
+            NAME,
+            format!("{table}: provider (HASH), {}", t.table_status().map_or("UNKNOWN", |s| s.as_str())),
+        ),
+    }
+}
+
+/// The sweeper function, and its ARN when it exists.
+async fn function_check(ctx: &Ctx, function: &str) -> (Check, Option<String>) {
+    const NAME: &str = "sweeper function";
+    let client = aws_sdk_lambda::Client::new(&ctx.sdk);
+    match client.get_function().function_name(function).send().await {
+        Ok(out) => {
+            let conf = out.configuration();
+            let arn = conf.and_then(|c| c.function_arn()).map(str::to_owned);
+            let vars = conf.and_then(|c| c.environment()).and_then(|e| e.variables());
+            let var = |k: &str| vars.and_then(|v| v.get(k)).map(String::as_str);
+            // The function must see the tables this check looked at.
+            let mut differs = Vec::new();
+            for (k, ours) in [("RUNS_TABLE", &ctx.config.runs_table), ("TASKS_TABLE", &ctx.config.tasks_table)] {
+                match var(k) {
+                    Some(theirs) if theirs != ours.as_str() => differs.push(format!("{k}={theirs} (checked: {ours})")),
+                    _ => {}
+                }
+            }
+            if !differs.is_empty() {
+                let fix = format!(
+                    "RUNS_TABLE={} TASKS_TABLE={} arcctl doctor --function {function}",
+                    var("RUNS_TABLE").unwrap_or(&ctx.config.runs_table),
+                    var("TASKS_TABLE").unwrap_or(&ctx.config.tasks_table)
+                );
+                return (Check::fail(NAME, format!("{function} uses {}", differs.join(", ")), fix), arn);
+            }
+            let runtime = conf.and_then(|c| c.runtime()).map_or("unknown runtime", |r| r.as_str());
+            (Check::pass(NAME, format!("{function} ({runtime})")), arn)
+        }
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => (
+            Check::fail(
+                NAME,
+                format!("Lambda function {function} does not exist"),
+                "terraform apply (deploys <name_prefix>-sweeper)",
+            ),
+            None,
+        ),
+        Err(e) => (Check::error(NAME, &ArcError::from_sdk("GetFunction", e)), None),
+    }
+}
+
+/// The schedule groups to look in: the module's own (`<name_prefix>`, the function name
+/// without `-sweeper`), then the default group.
+pub fn schedule_groups(function: &str) -> Vec<String> {
+    let mut groups = Vec::new();
+    if let Some(prefix) = function.strip_suffix("-sweeper").filter(|p| !p.is_empty()) {
+        groups.push(prefix.to_owned());
+    }
+    groups.push("default".to_owned());
+    groups
+}
+
+async fn schedule_check(ctx: &Ctx, function: &str, function_arn: Option<&str>) -> Check {
+    const NAME: &str = "sweeper schedule";
+    let client = aws_sdk_scheduler::Client::new(&ctx.sdk);
+    let groups = schedule_groups(function);
+    for group in &groups {
+        match client.get_schedule().name(function).group_name(group).send().await {
+            Ok(out) => {
+                let state = out.state().map_or("UNKNOWN", |s| s.as_str());
+                let expression = out.schedule_expression().unwrap_or("no expression");
+                let target = out.target().map(|t| t.arn()).unwrap_or_default();
+                let detail = format!("{function} in group {group}: {expression}, {state}");
+                if state != "ENABLED" {
+                    return Check::fail(
+                        NAME,
+                        format!("{detail}: no scheduled sweeps"),
+                        "set enable_schedule = true and terraform apply",
+                    );
+                }
+                let targets_function = match function_arn {
+                    Some(arn) => target == arn || target.starts_with(&format!("{arn}:")),
+                    None => {
+                        target.ends_with(&format!(":function:{function}"))
+                            || target.contains(&format!(":function:{function}:"))
+                    }
+                };
+                if !targets_function {
+                    return Check::fail(NAME, format!("{detail}, but it targets {target}"), "terraform apply");
+                }
+                return Check::pass(NAME, detail);
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => continue,
+            Err(e) => return Check::error(NAME, &ArcError::from_sdk("GetSchedule", e)),
+        }
+    }
+    Check::fail(
+        NAME,
+        format!("no EventBridge Scheduler schedule {function} (looked in group(s) {})", groups.join(", ")),
+        "set enable_schedule = true and terraform apply",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_module_names_the_schedule_group_after_the_prefix() {
+        assert_eq!(schedule_groups("arc-prod-sweeper"), ["arc-prod", "default"]);
+        assert_eq!(schedule_groups("my-sweeper-fn"), ["default"]);
+        assert_eq!(schedule_groups("-sweeper"), ["default"]);
+    }
+
+    #[test]
+    fn rollup_gaps_tell_missing_from_not_a_number() {
+        let item: arc_shared::records::Item = [
+            ("run_id", AttributeValue::S("r".into())),
+            ("completed_tasks", AttributeValue::N("1".into())),
+            ("failed_tasks", AttributeValue::N("0".into())),
+            ("total_cost_usd", AttributeValue::S("0.5".into())),
+            ("total_input_tokens", AttributeValue::Null(true)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let (missing, wrong) = rollup_gaps(&item);
+        assert_eq!(missing, ["total_input_tokens", "total_output_tokens"]);
+        assert_eq!(wrong, ["total_cost_usd"]);
+    }
+
+    #[test]
+    fn the_projection_names_every_attribute() {
+        let (p, names) = rollup_projection();
+        assert!(p.starts_with("#run_id, #completed_tasks"), "{p}");
+        assert_eq!(names.len(), 1 + RUN_ROLLUPS.len());
+    }
+
+    #[test]
+    fn checks_serialize_with_an_optional_fix() {
+        let v = serde_json::to_value(Check::pass("a", "fine")).unwrap();
+        assert_eq!(v, serde_json::json!({"name": "a", "ok": true, "detail": "fine"}));
+        let v = serde_json::to_value(Check::fail("b", "broken", "do this")).unwrap();
+        assert_eq!(v["fix"], "do this");
+    }
+}
