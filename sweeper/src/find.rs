@@ -120,3 +120,28 @@ pub async fn run_partition(tables: &Tables, run_id: &str) -> Result<Found, ArcEr
         .await?;
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+    use aws_smithy_types::body::SdkBody;
+
+    fn query_failed(status: u16, err: QueryError) -> SdkError<QueryError, HttpResponse> {
+        SdkError::service_error(err, HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()))
+    }
+
+    fn generic(code: &str) -> QueryError {
+        QueryError::generic(ErrorMetadata::builder().code(code).message("x").build())
+    }
+
+    #[test]
+    fn a_missing_index_is_suspected_by_error_kind_only() {
+        assert!(may_be_missing_index(&query_failed(400, generic("ValidationException"))));
+        let not_found = QueryError::ResourceNotFoundException(ResourceNotFoundException::builder().build());
+        assert!(may_be_missing_index(&query_failed(400, not_found)));
+        assert!(!may_be_missing_index(&query_failed(400, generic("AccessDeniedException"))));
+        assert!(!may_be_missing_index(&query_failed(500, generic("InternalServerError"))));
+    }
+}

@@ -209,23 +209,41 @@ impl TestEnv {
     /// requests matching `fault` get its canned answer. Match on this test's own table or
     /// bucket name so that tests running side by side never see each other's faults.
     pub async fn inject_fault(&self, fault: serde_json::Value) {
-        let url = format!("{}/_arc/faults", self.endpoint);
-        let body = fault.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            let addr = url.trim_start_matches("http://").split('/').next().unwrap_or("").to_owned();
-            let mut s = std::net::TcpStream::connect(addr)?;
+        let out = self.fault_api("POST", &fault.to_string()).await;
+        assert!(out.is_object(), "the emulator did not accept the fault (is it tests/support/moto_serial.py?)");
+    }
+
+    /// How many matches each armed fault whose JSON contains `needle` has left.
+    pub async fn faults_left(&self, needle: &str) -> Vec<u64> {
+        let all = self.fault_api("GET", "").await;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f.to_string().contains(needle))
+            .map(|f| f["count"].as_u64().unwrap_or(0))
+            .collect()
+    }
+
+    async fn fault_api(&self, method: &'static str, body: &str) -> serde_json::Value {
+        let addr = self.endpoint.trim_start_matches("http://").to_owned();
+        let body = body.to_owned();
+        let text = tokio::task::spawn_blocking(move || {
             use std::io::{Read, Write};
-            write!(s, "POST /_arc/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+            let mut s = std::net::TcpStream::connect(addr)?;
+            write!(
+                s,
+                "{method} /_arc/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
             let mut out = String::new();
             s.read_to_string(&mut out)?;
-            Ok::<bool, std::io::Error>(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"))
+            Ok::<String, std::io::Error>(out)
         })
         .await
+        .expect("fault request")
         .expect("fault request");
-        assert!(
-            ok.expect("fault request"),
-            "the emulator did not accept the fault (is it tests/support/moto_serial.py?)"
-        );
+        let json = text.split("\r\n\r\n").nth(1).unwrap_or("null");
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
     }
 
     /// Every item of both tables, sorted, for byte-for-byte comparisons.

@@ -6,7 +6,8 @@ moto 5.2.5). Real DynamoDB makes each conditional write atomic; the sweeper's co
 relies on exactly that, so it runs against this wrapper: same moto, same CLI
 (`moto_serial.py -H HOST -p PORT`), requests serialized by one lock.
 
-Faults: `POST /_arc/faults` with a JSON object arms one; the next `count` requests that match
+Faults: `POST /_arc/faults` with a JSON object arms one (`GET /_arc/faults` lists them with the
+count each has left); the next `count` requests that match
 it are answered with its `status`, `body` and `content_type` instead of reaching moto (what
 AWS answers for a throttled request, a cancelled transaction, an S3 500). A fault matches on
 all of the fields it gives: `target` (the X-Amz-Target, e.g.
@@ -44,12 +45,17 @@ def _matches(fault, environ, body):
 
 
 def _serialized(self, environ, start_response):
+    if environ.get("PATH_INFO") == "/_arc/faults" and environ.get("REQUEST_METHOD") == "GET":
+        with _lock:
+            payload = json.dumps(_faults).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
     if environ.get("PATH_INFO") == "/_arc/faults" and environ.get("REQUEST_METHOD") == "POST":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         fault = json.loads(environ["wsgi.input"].read(length) or b"{}")
         with _lock:
             _faults.append(fault)
-        start_response("200 OK", [("Content-Type", "application/json")])
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
         return [b"{}"]
     with _lock:
         body = b""

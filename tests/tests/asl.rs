@@ -512,6 +512,7 @@ async fn an_s3_server_error_on_aggregate_is_retried() {
     // Aggregate's report write got a 500 on each of the SDK's own 3 attempts; the state
     // machine's Retry on DependencyUnavailable ran Aggregate again.
     assert_eq!(w.seen, vec!["Initialize", "Aggregate", "Aggregate", "Complete"]);
+    assert_eq!(t.faults_left(&t.bucket).await, vec![0], "all three 500s were answered");
     assert_eq!(out["status"], "COMPLETED");
     t.inject_fault(json!({
         "method": "PUT", "path_contains": [format!("/{}/", t.bucket), "/results/aggregated.json"], "count": 3, "status": 503,

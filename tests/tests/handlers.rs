@@ -275,15 +275,16 @@ async fn a_repeated_delivery_of_one_job_is_counted_once() {
 async fn a_failure_the_python_worker_recorded_is_annotated_not_recounted() {
     let t = TestEnv::new(&[("MAX_RETRIES", "3")]).await;
     let (run_id, _) = new_run(&t, 2).await;
-    // Exactly what the Python worker writes before it exits non-zero: it claimed the task
-    // with its Batch job id, then bumped retry_count and set FAILED with its own error.
+    // What the Python worker writes before it exits non-zero: it claimed the task as
+    // "<pid>@<hostname>" (never the job id), then bumped retry_count and set FAILED with its own
+    // error. (tests/tests/worker.rs drives the worker double through the same story.)
     for (task, count) in [("task00000", "1"), ("task00001", "3")] {
         t.set_task(
             &run_id,
             task,
             &[
                 ("status", s("FAILED")),
-                ("worker_id", s(format!("job-{task}"))),
+                ("worker_id", s("4242@ip-10-0-1-23.ec2.internal")),
                 ("started_at", s("2026-11-26T12:00:00.000000+00:00")),
                 ("updated_at", s("2026-11-26T12:00:00.000000+00:00")),
                 ("retry_count", AttributeValue::N(count.into())),
@@ -459,12 +460,18 @@ async fn aggregate_without_a_bucket_writes_no_report() {
 // ---------------------------------------------------------------- complete
 
 async fn published_run_completed(t: &TestEnv, config: &str) -> f64 {
+    published(t, config, "RunCompleted").await
+}
+
+/// The Sum of everything published for `metric` of `config`, read back from the emulator's
+/// CloudWatch (what a dashboard's Sum shows).
+async fn published(t: &TestEnv, config: &str, metric: &str) -> f64 {
     let stats = t
         .clients
         .cloudwatch
         .get_metric_statistics()
         .namespace(&t.config.cloudwatch_namespace)
-        .metric_name("RunCompleted")
+        .metric_name(metric)
         .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("ConfigName").value(config).build())
         .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(Utc::now().timestamp() - 3600))
         .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(Utc::now().timestamp() + 3600))
@@ -482,6 +489,17 @@ async fn complete_sets_status_and_publishes_once_per_execution() {
     let config = format!("cfg-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let out = initialize::handle(t.env(), json!({"config_name": config, "task_ids": ids(4)})).await.unwrap();
     let run_id = out["run_id"].as_str().unwrap();
+    // The tasks as the worker left them: Complete counts from the table itself.
+    for (i, cost) in ["0.5", "0.5", "0.25"].iter().enumerate() {
+        t.set_task(
+            run_id,
+            &format!("task{i:05}"),
+            &[("status", s("COMPLETED")), ("cost_usd", AttributeValue::N((*cost).into()))],
+        )
+        .await;
+    }
+    t.set_task(run_id, "task00003", &[("status", s("FAILED_PERMANENT")), ("retry_count", AttributeValue::N("3".into()))])
+        .await;
     let clock = Arc::new(FixedClock::new(Utc::now() + chrono::Duration::seconds(90)));
     let event = json!({
         "run_id": run_id,
@@ -504,6 +522,155 @@ async fn complete_sets_status_and_publishes_once_per_execution() {
     assert_eq!(published_run_completed(&t, &config).await, 1.0, "RunCompleted published once");
     let run = t.tables().require_run(run_id).await.unwrap();
     assert_eq!(run.status.as_str(), "COMPLETED_WITH_ERRORS");
+}
+
+#[tokio::test]
+async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
+    let t = TestEnv::new(&[]).await;
+    let config = format!("cfg-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let exec = |n: u32| format!("arn:aws:states:us-east-1:123456789012:execution:arc:e{n}");
+    let out = initialize::handle(
+        t.env(),
+        json!({"config_name": config, "task_ids": ids(4), "execution_arn": exec(1),
+               "execution_start_time": "2026-11-27T10:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    let run_id = out["run_id"].as_str().unwrap().to_owned();
+    let set = |task: &str, status: &str, cost: Option<&str>| {
+        let mut attrs = vec![("status", s(status))];
+        if let Some(c) = cost {
+            attrs.push(("cost_usd", AttributeValue::N(c.into())));
+        }
+        let (t, run_id, task) = (&t, run_id.clone(), task.to_owned());
+        async move { t.set_task(&run_id, &task, &attrs).await }
+    };
+    let complete_exec = |n: u32| {
+        let (t, run_id) = (&t, run_id.clone());
+        async move {
+            let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": exec(n)})).await.unwrap();
+            complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec(n)}))
+                .await
+                .unwrap()
+        }
+    };
+    let retry = |n: u32, task: &str| {
+        let (t, run_id, config, task) = (&t, run_id.clone(), config.clone(), task.to_owned());
+        async move {
+            initialize::handle(
+                t.env(),
+                json!({"run_id": run_id, "config_name": config, "task_ids": [task], "retry": true, "execution_arn": exec(n)}),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // The run's own execution: two completed, two failed.
+    set("task00000", "COMPLETED", Some("1.0")).await;
+    set("task00001", "COMPLETED", Some("1.0")).await;
+    set("task00002", "FAILED", None).await;
+    set("task00003", "FAILED", None).await;
+    let first = complete_exec(1).await;
+    assert_eq!(first["status"], "COMPLETED_WITH_ERRORS");
+    // Retry 1 completes task00002; retry 2 completes task00003.
+    retry(2, "task00002").await;
+    set("task00002", "COMPLETED", Some("0.5")).await;
+    let second = complete_exec(2).await;
+    assert_eq!(second["status"], "COMPLETED_WITH_ERRORS");
+    retry(3, "task00003").await;
+    set("task00003", "COMPLETED", Some("0.25")).await;
+    let third = complete_exec(3).await;
+    assert_eq!(third["status"], "COMPLETED");
+    // What a dashboard's Sum shows equals the tasks table: one run, 4 completed, 0 failed,
+    // $2.75 (publishing each completion's cumulative figures would show 3 runs, 9 completed,
+    // $7.25).
+    let tasks = t.tables().run_tasks(&run_id).await.unwrap();
+    let table_cost: f64 = tasks.iter().filter_map(|t| t.cost_usd).map(|d| d.to_string().parse::<f64>().unwrap()).sum();
+    let totals = [
+        published(&t, &config, "RunCompleted").await,
+        published(&t, &config, "TasksCompleted").await,
+        published(&t, &config, "TasksFailed").await,
+        published(&t, &config, "TotalCostUSD").await,
+    ];
+    println!("published after 3 completions: RunCompleted {}, TasksCompleted {}, TasksFailed {}, TotalCostUSD {}", totals[0], totals[1], totals[2], totals[3]);
+    assert_eq!(totals[0], 1.0);
+    assert_eq!(totals[1], tasks.iter().filter(|t| t.status.as_str() == "COMPLETED").count() as f64);
+    assert_eq!(totals[2], 0.0);
+    assert!((totals[3] - table_cost).abs() < 1e-9, "{} vs {table_cost}", totals[3]);
+    // A repeated Complete of the last execution publishes nothing more.
+    let again = complete_exec(3).await;
+    assert_eq!(again["metrics_published"], false);
+    assert_eq!(published(&t, &config, "TasksCompleted").await, 4.0);
+}
+
+#[tokio::test]
+async fn complete_of_a_superseded_execution_changes_nothing() {
+    let t = TestEnv::new(&[]).await;
+    let out = initialize::handle(
+        t.env(),
+        json!({"config_name": "sup", "task_ids": ids(2), "execution_arn": "arn:aws:states:us-east-1:1:execution:arc:old",
+               "execution_start_time": "2026-11-27T10:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    let run_id = out["run_id"].as_str().unwrap();
+    // A newer retry execution owns the run now.
+    t.set_run(run_id, &[("execution_arn", s("arn:aws:states:us-east-1:1:execution:arc:retry-g1"))]).await;
+    let before = t.snapshot().await;
+    let old = "arn:aws:states:us-east-1:1:execution:arc:old";
+    let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": old})).await.unwrap();
+    assert_eq!(agg["superseded"], true);
+    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": old})).await.unwrap();
+    assert_eq!(done["superseded"], true);
+    assert_eq!(done["status"], "RUNNING");
+    assert_eq!(before, t.snapshot().await, "an old execution redriven by hand wrote something");
+}
+
+#[tokio::test]
+async fn complete_ends_tasks_left_in_flight_as_failed_attempts() {
+    let t = TestEnv::new(&[("MAX_RETRIES", "3")]).await;
+    let exec = "arn:aws:states:us-east-1:1:execution:arc:e1";
+    let out = initialize::handle(
+        t.env(),
+        json!({"config_name": "inflight", "task_ids": ids(3), "execution_arn": exec,
+               "execution_start_time": "2026-11-27T10:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    let run_id = out["run_id"].as_str().unwrap();
+    t.set_task(run_id, "task00000", &[("status", s("COMPLETED")), ("cost_usd", AttributeValue::N("0.1".into()))]).await;
+    t.set_task(run_id, "task00001", &[("status", s("IN_PROGRESS")), ("worker_id", s("77@host"))]).await;
+    t.set_task(run_id, "task00002", &[("retry_count", AttributeValue::N("2".into()))]).await; // PENDING, 2 failures before
+    let agg = json!({"total_tasks": 3, "completed_tasks": 1, "failed_tasks": 0, "total_cost_usd": 0.1, "accuracy": 0});
+    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec})).await.unwrap();
+    assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");
+    assert_eq!(done["final_metrics"]["failed_tasks"], 2);
+    let t1 = t.tables().get_task(run_id, "task00001").await.unwrap().unwrap();
+    assert_eq!((t1.status.as_str(), t1.retry_count), ("FAILED", 1), "retryable, counted once");
+    assert!(t1.next_retry_at.is_some());
+    let t2 = t.tables().get_task(run_id, "task00002").await.unwrap().unwrap();
+    assert_eq!((t2.status.as_str(), t2.retry_count), ("FAILED_PERMANENT", 3), "the third failed attempt");
+    assert_eq!(t.tables().require_run(run_id).await.unwrap().failed_tasks, 2);
+}
+
+#[tokio::test]
+async fn two_tasks_going_permanent_together_are_both_counted() {
+    let t = TestEnv::new(&[("MAX_RETRIES", "1")]).await;
+    let (run_id, _) = new_run(&t, 2).await;
+    // Both transactions touch the run item; DynamoDB cancels one with TransactionConflict.
+    // The emulator is told to answer the first TransactWriteItems of this test's tables so.
+    t.inject_fault(json!({
+        "target": "DynamoDB_20120810.TransactWriteItems", "body_contains": t.config.runs_table, "count": 1,
+        "status": 400,
+        "body": json!({"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                       "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
+                       "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]}).to_string(),
+    }))
+    .await;
+    let (a, b) = tokio::join!(fail(&t, &run_id, "task00000", "job-a"), fail(&t, &run_id, "task00001", "job-b"));
+    assert_eq!(t.faults_left(&t.config.runs_table).await, vec![0], "the conflict was answered");
+    assert_eq!((a["status"].as_str(), b["status"].as_str()), (Some("FAILED_PERMANENT"), Some("FAILED_PERMANENT")));
+    assert_eq!(t.tables().require_run(&run_id).await.unwrap().failed_tasks, 2, "both counted, once each");
 }
 
 #[tokio::test]

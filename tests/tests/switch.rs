@@ -9,6 +9,7 @@
 //!
 //! arcctl runs as the built binary (`cargo build --workspace` builds it), as in cli.rs.
 
+use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
 use arc_integration_tests::{lambda_binary, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
@@ -172,14 +173,22 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert_eq!(err.error_type(), "IndexMissing", "{err}");
     assert!(err.to_string().contains("arcctl migrate status-index"), "{err}");
     assert!(err.to_string().contains(&t.config.tasks_table), "{err}");
-    let d: lambda_runtime::Diagnostic = err.into();
-    assert_eq!(d.error_type, "IndexMissing");
     let out = arcctl(&env, &["sweep", "--dry-run"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("(IndexMissing)") && out.stderr.contains("run: arcctl migrate status-index"),
         "{out:?}"
     );
+
+    // The deployed sweeper (the built Lambda binary) fails its scheduled sweep the same way.
+    let outcome = invoke_binary(&lambda_binary("sweeper"), &env, &[json!({})]).remove(0);
+    match &outcome {
+        Outcome::Err { error_type, error_message } => {
+            assert_eq!(error_type, "IndexMissing", "{outcome:?}");
+            assert!(error_message.ends_with("run: arcctl migrate status-index"), "{outcome:?}");
+        }
+        Outcome::Ok(v) => panic!("the sweep succeeded without status-index: {v}"),
+    }
 
     // doctor: ✗ on status-index and the roll-ups, each with its fix; the rest passes.
     let out = arcctl(&env, &["doctor", "--json"]);
@@ -193,7 +202,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert_eq!(rollups["ok"], false);
     assert!(rollups["detail"].as_str().unwrap().contains("2 lack a roll-up"), "{rollups}");
     assert!(rollups["detail"].as_str().unwrap().contains("total_input_tokens 2"), "{rollups}");
-    assert!(rollups["fix"].as_str().unwrap().starts_with("arcctl migrate backfill-runs"), "{rollups}");
+    assert_eq!(rollups["fix"], "arcctl migrate backfill-runs", "{rollups}");
     for name in ["runs table", "tasks table", "config-created-index", "state machine", "rate-limits table"] {
         assert_eq!(check(&v, name)["ok"], true, "{name}: {v:#}");
         assert!(check(&v, name).get("fix").is_none(), "{name}");
@@ -216,7 +225,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     let function = format!("{prefix}-sweeper");
     let v = arcctl(&env, &["doctor", "--json", "--function", &function]).json();
     assert_eq!(check(&v, "sweeper function")["ok"], false, "{v:#}");
-    assert!(check(&v, "sweeper function")["fix"].as_str().unwrap().starts_with("terraform apply"), "{v:#}");
+    assert_eq!(check(&v, "sweeper function")["fix"], "terraform apply", "{v:#}");
     assert_eq!(check(&v, "sweeper schedule")["ok"], true, "{v:#}");
     assert!(check(&v, "sweeper schedule")["detail"].as_str().unwrap().contains("rate(15 minutes), ENABLED"), "{v:#}");
     let v = arcctl(&env, &["doctor", "--json", "--function", "arc-nowhere-sweeper"]).json();

@@ -163,15 +163,19 @@ fn table_check(
         Err(e) => Check::error(name, e),
         Ok(None) => Check::fail(
             name,
-            format!("{table} does not exist ({var})"),
             format!(
-                "set {var} to the existing table, or terraform apply (the module creates it unless create_tables = false)"
+                "{table} does not exist: set {var} to the deployment's table, or let the module create it \
+                 (create_tables = true)"
             ),
+            "terraform apply",
         ),
         Ok(Some(t)) if !tables::has_keys(t, hash, range) => Check::fail(
             name,
-            format!("{table} has the keys {}, not {expected}: it is not this product's table", tables::describe_keys(t.key_schema())),
-            format!("set {var} to the {name} the functions use"),
+            format!(
+                "{table} has the keys {}, not {expected}: it is not this product's {name} ({var})",
+                tables::describe_keys(t.key_schema())
+            ),
+            format!("export {var}=<the {name} the functions use>"),
         ),
         Ok(Some(t)) => {
             let status = t.table_status().map_or("UNKNOWN", |s| s.as_str());
@@ -189,7 +193,8 @@ fn index_check(t: &TableDescription, table: &str, spec: &IndexSpec, create_fix: 
             "arcctl migrate status-index --recreate".to_owned()
         } else {
             format!(
-                "aws dynamodb update-table --table-name {table} --global-secondary-index-updates '[{{\"Delete\":{{\"IndexName\":\"{}\"}}}}]', wait until it is gone, then: {create_fix}",
+                "aws dynamodb update-table --table-name {table} --global-secondary-index-updates \
+                 '[{{\"Delete\":{{\"IndexName\":\"{}\"}}}}]' && (once it is gone) {create_fix}",
                 spec.name
             )
         };
@@ -197,14 +202,14 @@ fn index_check(t: &TableDescription, table: &str, spec: &IndexSpec, create_fix: 
     }
     let status = tables::index_status(g);
     if status != "ACTIVE" {
-        let fix = if spec.name == STATUS_INDEX_SPEC.name {
-            "arcctl migrate status-index (waits until it is ACTIVE)".to_owned()
+        let (wait, fix) = if spec.name == STATUS_INDEX_SPEC.name {
+            ("the migration waits until it is ACTIVE", "arcctl migrate status-index")
         } else {
-            "wait until DynamoDB has built it, then rerun arcctl doctor".to_owned()
+            ("rerun doctor once DynamoDB has built it", "arcctl doctor")
         };
         return Check::fail(
             spec.name,
-            format!("{table}: {} is {status}: {}", spec.name, tables::describe_index(g)),
+            format!("{table}: {} is {status} ({wait}): {}", spec.name, tables::describe_index(g)),
             fix,
         );
     }
@@ -297,23 +302,28 @@ async fn rollups_check(ctx: &Ctx, table: &str) -> Check {
     if lacking > 0 {
         let counts: Vec<String> = by_attr.iter().map(|(a, n)| format!("{a} {n}")).collect();
         detail.push_str(&format!(
-            "{lacking} lack a roll-up the Python worker adds to ({}): completing their tasks fails",
+            "{lacking} lack a roll-up the Python worker adds to ({}): completing their tasks fails \
+             (preview the fix: arcctl migrate backfill-runs --dry-run)",
             counts.join(", ")
         ));
-        fixes.push("arcctl migrate backfill-runs (preview with --dry-run)".to_owned());
+        fixes.push("arcctl migrate backfill-runs".to_owned());
     }
     if !not_numbers.is_empty() {
         if lacking > 0 {
             detail.push_str("; ");
         }
         detail.push_str(&format!(
-            "{} have a roll-up that is not a number: {}",
+            "{} have a roll-up that is not a number, which no migration changes: {}",
             not_numbers.len(),
             not_numbers.join(", ")
         ));
-        fixes.push("set those attributes to numbers by hand (aws dynamodb update-item)".to_owned());
+        fixes.push(format!(
+            "aws dynamodb update-item --table-name {table} --key '{{\"run_id\":{{\"S\":\"<RUN_ID>\"}}}}' \
+             --update-expression 'SET #a = :v' --expression-attribute-names '{{\"#a\":\"<ATTRIBUTE>\"}}' \
+             --expression-attribute-values '{{\":v\":{{\"N\":\"<NUMBER>\"}}}}'"
+        ));
     }
-    Check::fail(NAME, detail, fixes.join("; then "))
+    Check::fail(NAME, detail, fixes.join(" && "))
 }
 
 async fn state_machine_check(ctx: &Ctx) -> Check {
@@ -321,20 +331,24 @@ async fn state_machine_check(ctx: &Ctx) -> Check {
     let Some(arn) = ctx.config.state_machine_arn.as_deref() else {
         return Check::fail(
             NAME,
-            "STATE_MACHINE_ARN is not set: sweeps start retry executions on it",
-            "export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)   # or the ARN of <name_prefix>-pipeline",
+            "STATE_MACHINE_ARN is not set: sweeps start retry executions on it (the module's <name_prefix>-pipeline)",
+            "export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)",
         );
     };
     match ctx.clients.sfn.describe_state_machine().state_machine_arn(arn).send().await {
-        Ok(out) => Check::pass(
-            NAME,
-            format!("{} ({})", out.name(), out.status().map_or("status unknown", |s| s.as_str())),
-        ),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_state_machine_does_not_exist() || se.is_invalid_arn()) => {
+        Ok(out) => {
+            Check::pass(NAME, format!("{} ({})", out.name(), out.status().map_or("status unknown", |s| s.as_str())))
+        }
+        Err(e)
+            if e.as_service_error().is_some_and(|se| se.is_state_machine_does_not_exist() || se.is_invalid_arn()) =>
+        {
             Check::fail(
                 NAME,
-                format!("{arn} does not exist (STATE_MACHINE_ARN)"),
-                "terraform apply (creates <name_prefix>-pipeline), then export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)",
+                format!(
+                    "{arn} does not exist (STATE_MACHINE_ARN): the module creates <name_prefix>-pipeline; then \
+                     export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)"
+                ),
+                "terraform apply",
             )
         }
         Err(e) => Check::error(NAME, &ArcError::from_sdk("DescribeStateMachine", e)),
@@ -356,7 +370,7 @@ async fn rate_limits_check(ctx: &Ctx, table: &str) -> Check {
         Ok(Some(t)) if !tables::has_keys(&t, "provider", None) => Check::fail(
             NAME,
             format!("{table} has the keys {}, not provider (HASH): the worker cannot use it", tables::describe_keys(t.key_schema())),
-            format!("name the worker's rate-limits table with --rate-limits-table NAME ({RATE_LIMIT_TABLE_VAR} of its job definition)"),
+            format!("arcctl doctor --rate-limits-table <the {RATE_LIMIT_TABLE_VAR} of the worker's job definition>"),
         ),
         Ok(Some(t)) => Check::pass(
             NAME,
@@ -397,8 +411,8 @@ async fn function_check(ctx: &Ctx, function: &str) -> (Check, Option<String>) {
         Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => (
             Check::fail(
                 NAME,
-                format!("Lambda function {function} does not exist"),
-                "terraform apply (deploys <name_prefix>-sweeper)",
+                format!("Lambda function {function} does not exist (the module deploys <name_prefix>-sweeper)"),
+                "terraform apply",
             ),
             None,
         ),
@@ -431,8 +445,8 @@ async fn schedule_check(ctx: &Ctx, function: &str, function_arn: Option<&str>) -
                 if state != "ENABLED" {
                     return Check::fail(
                         NAME,
-                        format!("{detail}: no scheduled sweeps"),
-                        "set enable_schedule = true and terraform apply",
+                        format!("{detail}: no scheduled sweeps (the module enables it with enable_schedule = true)"),
+                        "terraform apply",
                     );
                 }
                 let targets_function = match function_arn {
@@ -453,8 +467,12 @@ async fn schedule_check(ctx: &Ctx, function: &str, function_arn: Option<&str>) -
     }
     Check::fail(
         NAME,
-        format!("no EventBridge Scheduler schedule {function} (looked in group(s) {})", groups.join(", ")),
-        "set enable_schedule = true and terraform apply",
+        format!(
+            "no EventBridge Scheduler schedule {function} (looked in group(s) {}); the module creates it with \
+             enable_schedule = true",
+            groups.join(", ")
+        ),
+        "terraform apply",
     )
 }
 
