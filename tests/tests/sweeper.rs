@@ -12,7 +12,7 @@ use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
 use arc_shared::time::{format_ts, FixedClock};
 use arc_shared::ArcError;
-use arc_sweeper::plan::{execution_name, RetryInput, MAX_EXECUTION_INPUT_BYTES};
+use arc_sweeper::plan::{execution_name, DeferReason, RetryInput, MAX_EXECUTION_INPUT_BYTES};
 use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSettings, SweepSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -733,4 +733,86 @@ async fn an_unreadable_item_is_reported_and_the_rest_is_retried() {
     assert_eq!(out.errors[0].error_type, "CorruptItem");
     assert!(out.errors[0].message.contains("run-bad/t0"), "{}", out.errors[0].message);
     assert_eq!(attr(&task(&w, "run-bad", "t0").await, "status"), "FAILED");
+}
+
+// ---------------------------------------------------------------- the first sweep after a switch
+
+#[tokio::test]
+async fn old_failures_are_left_for_an_operator_and_exhausted_ones_made_permanent_once() {
+    let w = world(&[("MAX_RETRIES", "3"), ("SWEEPER_MAX_AGE_HOURS", "72")]).await;
+    let r = "run-cfg-a-20261120-090000-0000000b";
+    put_run(&w, r, "COMPLETED_WITH_ERRORS", None, 4).await;
+    put_tasks(
+        &w,
+        vec![
+            failed_task(r, "young", 1, t0() - Duration::hours(5)),
+            failed_task(r, "old", 1, t0() - Duration::hours(100)),
+            // A worker with another MAX_RETRIES (or a lowered one) left it FAILED at 3.
+            failed_task(r, "exhausted", 3, t0() - Duration::hours(5)),
+            failed_task(r, "exhausted-old", 4, t0() - Duration::hours(200)),
+        ],
+    )
+    .await;
+    // A dry run says what the first scheduled sweep would do, and writes nothing.
+    let before = w.t.snapshot().await;
+    let dry = sweep(&w.deps, manual(json!({"dry_run": true}))).await.unwrap();
+    assert_eq!(before, w.t.snapshot().await);
+    let reasons: BTreeMap<&str, DeferReason> = dry.deferred.iter().map(|d| (d.task_id.as_str(), d.reason)).collect();
+    assert_eq!(reasons.get("old"), Some(&DeferReason::TooOld), "{dry:#?}");
+    assert_eq!(dry.requeued_total, 1);
+    assert_eq!(dry.made_permanent.len(), 2);
+
+    let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert_eq!(out.requeued.get(r), Some(&1), "only the young failure: {out:#?}");
+    assert_eq!(attr(&task(&w, r, "old").await, "status"), "FAILED");
+    for id in ["exhausted", "exhausted-old"] {
+        assert_eq!(attr(&task(&w, r, id).await, "status"), "FAILED_PERMANENT", "{id}");
+    }
+    assert_eq!(attr(&run(&w, r).await, "failed_tasks"), "6", "4 as written + 2 newly permanent, once each");
+    // A second sweep does not count them again.
+    let again = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert!(again.made_permanent.is_empty(), "{again:#?}");
+    assert_eq!(attr(&run(&w, r).await, "failed_tasks"), "6");
+
+    // A manual request for the run retries the old failure whatever its age.
+    stop(&w, &out.executions_started[0].execution_arn).await;
+    sweep(&w.deps, SweepRequest::scheduled()).await.unwrap(); // repairs the stopped execution
+    let manual_out = sweep(&w.deps, manual(json!({"run_id": r, "ignore_backoff": true}))).await.unwrap();
+    let retried = executions(&w).await;
+    let last = &manual_out.executions_started[0];
+    assert!(retried[&last.execution_name].1.task_ids.contains(&"old".to_owned()), "{manual_out:#?}");
+}
+
+#[tokio::test]
+async fn a_retry_input_initialize_would_reject_is_skipped_with_the_reason() {
+    let w = world(&[]).await;
+    let old = t0() - Duration::hours(1);
+    // Legacy ids written by other tools: a config name with a space, a task id with a slash.
+    put_run(&w, "run-legacy", "COMPLETED_WITH_ERRORS", None, 2).await;
+    w.t.set_run("run-legacy", &[("config_name", s("gpt 4 (legacy)"))]).await;
+    put_run(&w, "run-mixed", "COMPLETED_WITH_ERRORS", None, 2).await;
+    put_tasks(
+        &w,
+        vec![
+            failed_task("run-legacy", "t0", 1, old),
+            failed_task("run-mixed", "ok-task", 1, old),
+            failed_task("run-mixed", "bad/task", 1, old),
+        ],
+    )
+    .await;
+    let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    let skipped: Vec<(&str, &str)> = out.skipped_runs.iter().map(|s| (s.run_id.as_str(), s.reason.as_str())).collect();
+    assert_eq!(skipped.len(), 1, "{out:#?}");
+    assert_eq!(skipped[0].0, "run-legacy");
+    assert!(skipped[0].1.contains("config_name"), "{}", skipped[0].1);
+    let bad: Vec<_> = out.deferred.iter().filter(|d| d.reason == DeferReason::InvalidId).collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].task_id, "bad/task");
+    // One execution, for the valid task of run-mixed; none for run-legacy, on every sweep.
+    let ex = executions(&w).await;
+    assert_eq!(ex.len(), 1, "{ex:?}");
+    assert_eq!(ex.values().next().unwrap().1.task_ids, vec!["ok-task"]);
+    assert_eq!(attr(&task(&w, "run-legacy", "t0").await, "status"), "FAILED");
+    let again = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
+    assert!(again.executions_started.iter().all(|e| e.run_id != "run-legacy"));
 }

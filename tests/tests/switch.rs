@@ -212,7 +212,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     let line = |prefix: &str| {
         out.stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {out:?}"))
     };
-    assert!(line("✗ status-index").contains("has no GSI status-index"), "{}", out.stdout);
+    assert!(line("✗ status-index").contains("has no GSI status-index (the sweeper queries it"), "{}", out.stdout);
     assert!(line("✓ config-created-index").contains("config_name (HASH) / created_at (RANGE)"), "{}", out.stdout);
     assert!(out.stdout.contains("fix: arcctl migrate status-index"), "{}", out.stdout);
     assert!(out.stdout.contains("fix: arcctl migrate backfill-runs"), "{}", out.stdout);
