@@ -31,6 +31,19 @@ impl Outcome {
 /// Starts `binary` against a local Runtime API, feeds it `events` one after another (one
 /// process: cold start once) and returns each outcome. Extra environment in `env`.
 pub fn invoke_binary(binary: &Path, env: &[(String, String)], events: &[Value]) -> Vec<Outcome> {
+    invoke(binary, env, events, None)
+}
+
+/// [`invoke_binary`], also returning everything the process logged (stdout and stderr).
+pub fn invoke_binary_with_logs(binary: &Path, env: &[(String, String)], events: &[Value]) -> (Vec<Outcome>, String) {
+    let path = std::env::temp_dir().join(format!("arc-lambda-log-{}.txt", uuid::Uuid::new_v4().simple()));
+    let outcomes = invoke(binary, env, events, Some(&path));
+    let logs = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    (outcomes, logs)
+}
+
+fn invoke(binary: &Path, env: &[(String, String)], events: &[Value], log: Option<&Path>) -> Vec<Outcome> {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("bind runtime api");
     let port = server.server_addr().to_ip().map(|a| a.port()).expect("port");
     let mut cmd = Command::new(binary);
@@ -43,6 +56,11 @@ pub fn invoke_binary(binary: &Path, env: &[(String, String)], events: &[Value]) 
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(path) = log {
+        let file = std::fs::File::create(path).expect("log file");
+        let err = file.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
     }
     let mut child: Child = cmd.spawn().expect("spawn lambda binary");
     let mut outcomes = Vec::new();

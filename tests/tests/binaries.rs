@@ -135,3 +135,41 @@ fn a_malformed_setting_fails_cold_start_naming_the_variable() {
         assert!(text.contains("MAX_RETRIES"), "{name}: {text}");
     }
 }
+
+#[tokio::test]
+async fn no_secret_or_credential_reaches_a_log_line_or_an_output() {
+    let t = TestEnv::new(&[]).await;
+    let secret = "sk-live-9c8b7a6f5e4d3c2b";
+    let session = "FwoGZXIvYXdzEFAKESESSIONTOKEN0123456789";
+    let mut env = t.lambda_env();
+    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY".into()));
+    env.push(("AWS_SESSION_TOKEN".into(), session.into()));
+    env.push(("RUST_LOG".into(), "debug".into()));
+    let init = arc_handlers::initialize::handle(
+        t.env(),
+        json!({"config_name": "sec", "task_ids": ["t1"], "execution_arn": "arn:aws:states:us-east-1:1:execution:arc:s1",
+               "execution_start_time": "2026-11-27T10:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    let run_id = init["run_id"].as_str().unwrap().to_owned();
+    let cause = json!({"JobId": "job-s1", "StatusReason": "Essential container in task exited",
+        "Attempts": [{"Container": {"ExitCode": 1}}],
+        "Container": {"Environment": [{"Name": "OPENAI_API_KEY", "Value": secret}], "Command": ["run", "--key", secret]}})
+    .to_string();
+    let (out, logs) = tokio::task::spawn_blocking(move || {
+        let ev = json!({"run_id": run_id, "task_id": "t1", "error": {"Error": "States.TaskFailed", "Cause": cause}});
+        arc_integration_tests::runtime_api::invoke_binary_with_logs(&lambda_binary("handle-error"), &env, &[ev])
+    })
+    .await
+    .unwrap();
+    let answer = out[0].clone().ok();
+    assert_eq!(answer["status"], "RETRY_SCHEDULED");
+    assert!(logs.contains("failure recorded"), "the logs were captured: {logs}");
+    for needle in [secret, session, "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"] {
+        assert!(!logs.contains(needle), "{needle} in the logs");
+        assert!(!answer.to_string().contains(needle), "{needle} in the output");
+    }
+    assert!(!t.snapshot().await.join("\n").contains(secret), "the secret reached the table");
+}

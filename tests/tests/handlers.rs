@@ -73,6 +73,14 @@ async fn initialize_rejects_bad_input_and_writes_nothing() {
         (json!({"config_name": "c", "task_ids": ["a"], "retry": true}), "run_id"),
         (json!({"config_name": "c", "task_ids": ["a"], "execution_start_time": "noon"}), "execution_start_time"),
         (json!(["not", "an", "object"]), "$"),
+        // Free text is bounded (an item stays far below 400 KB): too long is rejected.
+        (json!({"config_name": "c", "task_ids": ["a"], "triggered_by": "x".repeat(257)}), "triggered_by"),
+        (json!({"config_name": "c", "task_ids": ["a"], "data_source": "é".repeat(1_000_000)}), "data_source"),
+        (json!({"config_name": "c", "task_ids": ["a"], "commit_sha": "f".repeat(65)}), "commit_sha"),
+        // A list too large for the execution input comes from S3, and only from there.
+        (json!({"config_name": "c", "task_ids": ["a"], "task_ids_s3": "s3://b/k.json"}), "task_ids_s3"),
+        (json!({"config_name": "c", "task_ids_s3": "b/k.json"}), "task_ids_s3"),
+        (json!({"config_name": "c", "task_ids_s3": format!("s3://{}/runs/none.json", t.bucket)}), "task_ids_s3"),
     ];
     for (event, field) in cases {
         match initialize::handle(t.env(), event.clone()).await {
