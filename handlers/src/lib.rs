@@ -1,5 +1,5 @@
 //! The four Step Functions task Lambdas. Each module reads top to bottom as the contract it
-//! serves (DESIGN.md §4): parse the event, decide, write, answer.
+//! serves (docs/ARCHITECTURE.md, "Contracts"): parse the event, decide, write, answer.
 
 pub mod aggregate;
 pub mod complete;

@@ -1,4 +1,4 @@
-//! The table schema of DESIGN.md §2, for tests and the local runner (Terraform creates the
+//! The table schema of docs/ARCHITECTURE.md ("Data model"), for tests and the local runner (Terraform creates the
 //! same tables in AWS), and the Python set's own tables (what a deployment switching to this
 //! product already has), for the tests of `arcctl doctor` / `arcctl migrate`.
 
