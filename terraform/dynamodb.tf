@@ -127,7 +127,7 @@ resource "aws_dynamodb_table" "rate_limits" {
 
 locals {
   # What the sweeper reads from a status-index query item (besides the index keys).
-  status_index_attributes = ["run_id", "task_id", "retry_count", "last_error_at", "updated_at"]
+  status_index_attributes = ["run_id", "task_id", "retry_count", "last_error_at", "updated_at", "retry_execution"]
 }
 
 data "aws_dynamodb_table" "runs" {
@@ -180,7 +180,7 @@ data "aws_dynamodb_table" "tasks" {
         )
         if gsi.name == "status-index"
       ])
-      error_message = "The GSI status-index of the existing tasks table must have the hash key status, the range key updated_at and the projection ALL, or INCLUDE with at least run_id, task_id, retry_count, last_error_at and updated_at. Recreate it with `arcctl migrate status-index` (docs/ARCHITECTURE.md)."
+      error_message = "The GSI status-index of the existing tasks table must have the hash key status, the range key updated_at and the projection ALL, or INCLUDE with at least run_id, task_id, retry_count, last_error_at, updated_at and retry_execution. Recreate it with `arcctl migrate status-index` (docs/ARCHITECTURE.md)."
     }
   }
 }

@@ -2,9 +2,10 @@
 # scripts/build-lambdas.sh writes to <lambda_zip_dir>/<name>/bootstrap.zip.
 
 locals {
-  # docs/ARCHITECTURE.md. Every function gets the shared settings; handle-error also
-  # gets the retry backoff (it computes a failed task's next_retry_at with the same
-  # policy the sweeper applies), the sweeper its own settings too.
+  # docs/ARCHITECTURE.md. Every function gets the shared settings; handle-error,
+  # aggregate and complete also get the retry backoff (they write a failed task's
+  # next_retry_at with the same policy the sweeper applies), the sweeper its own
+  # settings too.
   common_environment = {
     RUNS_TABLE           = local.runs_table_name
     TASKS_TABLE          = local.tasks_table_name
@@ -29,7 +30,7 @@ locals {
     for name in local.function_names : name => merge(
       local.common_environment,
       name == "sweeper" ? local.sweeper_environment : {},
-      name == "handle-error" ? local.backoff_environment : {},
+      contains(["handle-error", "aggregate", "complete"], name) ? local.backoff_environment : {},
     )
   }
 

@@ -101,6 +101,20 @@ run "defaults" {
 
   assert {
     condition = aws_lambda_function.this["complete"].environment[0].variables == tomap({
+      RUNS_TABLE                 = "arc_benchmark_runs"
+      TASKS_TABLE                = "arc_task_progress"
+      S3_BUCKET                  = "arc-benchmark-results-123456789012"
+      MAX_RETRIES                = "3"
+      CLOUDWATCH_NAMESPACE       = "ArcBenchmark"
+      NON_RETRYABLE_ERRORS       = ""
+      SWEEPER_BASE_DELAY_SECONDS = "300"
+      SWEEPER_MAX_DELAY_SECONDS  = "21600"
+    })
+    error_message = "the environment of docs/ARCHITECTURE.md with its defaults"
+  }
+
+  assert {
+    condition = aws_lambda_function.this["initialize"].environment[0].variables == tomap({
       RUNS_TABLE           = "arc_benchmark_runs"
       TASKS_TABLE          = "arc_task_progress"
       S3_BUCKET            = "arc-benchmark-results-123456789012"
@@ -108,7 +122,7 @@ run "defaults" {
       CLOUDWATCH_NAMESPACE = "ArcBenchmark"
       NON_RETRYABLE_ERRORS = ""
     })
-    error_message = "the environment of docs/ARCHITECTURE.md with its defaults"
+    error_message = "initialize gets the shared settings only"
   }
 
   assert {
@@ -244,10 +258,16 @@ run "defaults" {
   }
 
   assert {
-    condition = alltrue([for name in ["initialize", "aggregate", "complete"] :
-      length(setintersection(keys(aws_lambda_function.this[name].environment[0].variables), ["SWEEPER_BASE_DELAY_SECONDS", "SWEEPER_MAX_DELAY_SECONDS", "SWEEPER_MAX_AGE_HOURS", "SWEEPER_MAX_TASKS"])) == 0
+    condition     = length(setintersection(keys(aws_lambda_function.this["initialize"].environment[0].variables), ["SWEEPER_BASE_DELAY_SECONDS", "SWEEPER_MAX_DELAY_SECONDS", "SWEEPER_MAX_AGE_HOURS", "SWEEPER_MAX_TASKS"])) == 0
+    error_message = "initialize gets no sweeper settings"
+  }
+
+  assert {
+    condition = alltrue([for name in ["aggregate", "complete"] :
+      aws_lambda_function.this[name].environment[0].variables["SWEEPER_BASE_DELAY_SECONDS"] == "300" &&
+      length(setintersection(keys(aws_lambda_function.this[name].environment[0].variables), ["SWEEPER_MAX_AGE_HOURS", "SWEEPER_MAX_TASKS", "STATE_MACHINE_ARN"])) == 0
     ])
-    error_message = "only handle-error and the sweeper get sweeper settings"
+    error_message = "aggregate and complete settle in-flight tasks with the sweeper's backoff, and get nothing else of the sweeper's"
   }
 
   # --- the sweeper's invocation ---------------------------------------------------
@@ -438,11 +458,11 @@ run "sandbox_names_and_options" {
   }
 
   assert {
-    condition = alltrue([for name in ["handle-error", "sweeper"] :
+    condition = alltrue([for name in ["handle-error", "aggregate", "complete", "sweeper"] :
       aws_lambda_function.this[name].environment[0].variables["SWEEPER_BASE_DELAY_SECONDS"] == "60" &&
       aws_lambda_function.this[name].environment[0].variables["SWEEPER_MAX_DELAY_SECONDS"] == "3600"
     ])
-    error_message = "handle-error and the sweeper share the backoff settings"
+    error_message = "handle-error, aggregate, complete and the sweeper share the backoff settings"
   }
 
   assert {

@@ -506,8 +506,12 @@ async fn complete_sets_status_and_publishes_once_per_execution() {
         )
         .await;
     }
-    t.set_task(run_id, "task00003", &[("status", s("FAILED_PERMANENT")), ("retry_count", AttributeValue::N("3".into()))])
-        .await;
+    t.set_task(
+        run_id,
+        "task00003",
+        &[("status", s("FAILED_PERMANENT")), ("retry_count", AttributeValue::N("3".into()))],
+    )
+    .await;
     let clock = Arc::new(FixedClock::new(Utc::now() + chrono::Duration::seconds(90)));
     let event = json!({
         "run_id": run_id,
@@ -600,7 +604,10 @@ async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
         published(&t, &config, "TasksFailed").await,
         published(&t, &config, "TotalCostUSD").await,
     ];
-    println!("published after 3 completions: RunCompleted {}, TasksCompleted {}, TasksFailed {}, TotalCostUSD {}", totals[0], totals[1], totals[2], totals[3]);
+    println!(
+        "published after 3 completions: RunCompleted {}, TasksCompleted {}, TasksFailed {}, TotalCostUSD {}",
+        totals[0], totals[1], totals[2], totals[3]
+    );
     assert_eq!(totals[0], 1.0);
     assert_eq!(totals[1], tasks.iter().filter(|t| t.status.as_str() == "COMPLETED").count() as f64);
     assert_eq!(totals[2], 0.0);
@@ -628,7 +635,8 @@ async fn complete_of_a_superseded_execution_changes_nothing() {
     let old = "arn:aws:states:us-east-1:1:execution:arc:old";
     let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": old})).await.unwrap();
     assert_eq!(agg["superseded"], true);
-    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": old})).await.unwrap();
+    let done =
+        complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": old})).await.unwrap();
     assert_eq!(done["superseded"], true);
     assert_eq!(done["status"], "RUNNING");
     assert_eq!(before, t.snapshot().await, "an old execution redriven by hand wrote something");
@@ -650,7 +658,8 @@ async fn complete_ends_tasks_left_in_flight_as_failed_attempts() {
     t.set_task(run_id, "task00001", &[("status", s("IN_PROGRESS")), ("worker_id", s("77@host"))]).await;
     t.set_task(run_id, "task00002", &[("retry_count", AttributeValue::N("2".into()))]).await; // PENDING, 2 failures before
     let agg = json!({"total_tasks": 3, "completed_tasks": 1, "failed_tasks": 0, "total_cost_usd": 0.1, "accuracy": 0});
-    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec})).await.unwrap();
+    let done =
+        complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec})).await.unwrap();
     assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");
     assert_eq!(done["final_metrics"]["failed_tasks"], 2);
     let t1 = t.tables().get_task(run_id, "task00001").await.unwrap().unwrap();

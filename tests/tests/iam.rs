@@ -17,6 +17,7 @@ const SDK_CALLS: &[(&str, &str, Option<&str>)] = &[
     (".batch_write_item()", "dynamodb:BatchWriteItem", None),
     (".query()", "dynamodb:Query", None),
     (".scan()", "dynamodb:Scan", None),
+    (".describe_table()", "dynamodb:DescribeTable", None),
     (".delete_item()", "dynamodb:DeleteItem", None),
     (".put_object()", "s3:PutObject", Some("results_objects")),
     (".get_object()", "s3:GetObject", Some("results_objects")),

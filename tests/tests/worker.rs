@@ -55,7 +55,8 @@ async fn world(n: usize) -> World {
     )
     .await
     .unwrap();
-    let worker = Worker::new(t.clients.dynamodb.clone(), &t.config.runs_table, &t.config.tasks_table, Arc::new(SystemClock));
+    let worker =
+        Worker::new(t.clients.dynamodb.clone(), &t.config.runs_table, &t.config.tasks_table, Arc::new(SystemClock));
     World { run_id: out["run_id"].as_str().unwrap().to_owned(), t, worker }
 }
 
@@ -334,22 +335,23 @@ async fn parsed_failure_fields_are_stored_for_operators() {
     let w = world(1).await;
     let job = w.job("t0", &[oom()]).await;
     w.deliver("t0", &job).await;
-    let item = w
-        .t
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name(&w.t.config.tasks_table)
-        .set_key(Some(arc_shared::store::Tables::task_key(&w.run_id, "t0")))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item =
+        w.t.clients
+            .dynamodb
+            .get_item()
+            .table_name(&w.t.config.tasks_table)
+            .set_key(Some(arc_shared::store::Tables::task_key(&w.run_id, "t0")))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
     let get = |k: &str| item.get(k).cloned();
     assert_eq!(get("last_error_exit_code"), Some(AttributeValue::N("137".into())));
     assert_eq!(get("last_error_attempts"), Some(AttributeValue::N("1".into())));
     assert_eq!(get("last_failed_job_id"), Some(s(&job.job_id)));
     assert!(matches!(get("last_error_log_stream"), Some(AttributeValue::S(l)) if l.contains(&job.job_id)));
-    assert!(matches!(get("last_error_container_reason"), Some(AttributeValue::S(r)) if r.starts_with("OutOfMemoryError")));
+    assert!(
+        matches!(get("last_error_container_reason"), Some(AttributeValue::S(r)) if r.starts_with("OutOfMemoryError"))
+    );
 }

@@ -207,9 +207,9 @@ fn key(run_id: &str, task_id: &str) -> HashMap<String, AttributeValue> {
 }
 
 /// A DynamoDB error as the worker's code sees it (boto3's ClientError): its code and message.
-fn describe<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+fn describe<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
 where
-    E: std::error::Error + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match e.as_service_error() {
@@ -332,7 +332,9 @@ impl Worker {
             .update_item()
             .table_name(&self.tasks_table)
             .set_key(Some(key(run_id, task_id)))
-            .update_expression("SET #status = :in_progress, worker_id = :worker_id, started_at = :now, updated_at = :now")
+            .update_expression(
+                "SET #status = :in_progress, worker_id = :worker_id, started_at = :now, updated_at = :now",
+            )
             .condition_expression("#status = :pending OR #status = :failed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
@@ -397,7 +399,8 @@ impl Worker {
     /// process exits 1 either way.
     async fn fail(&self, run_id: &str, task_id: &str, message: &str, a: &mut Attempt) {
         for _ in 0..10 {
-            let read = self.db.get_item().table_name(&self.tasks_table).set_key(Some(key(run_id, task_id))).send().await;
+            let read =
+                self.db.get_item().table_name(&self.tasks_table).set_key(Some(key(run_id, task_id))).send().await;
             let item = match read {
                 Ok(out) => out.item.unwrap_or_default(),
                 Err(e) => {

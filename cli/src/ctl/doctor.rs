@@ -186,7 +186,7 @@ fn table_check(
 
 fn index_check(t: &TableDescription, table: &str, spec: &IndexSpec, create_fix: &str) -> Check {
     let Some(g) = tables::gsi(t, spec.name) else {
-        return Check::fail(spec.name, format!("{table} has no GSI {}", spec.name), create_fix);
+        return Check::fail(spec.name, format!("{table} has no GSI {} ({})", spec.name, spec.needed_by), create_fix);
     };
     if let Some(problem) = tables::index_problem(t, g, spec) {
         let fix = if spec.name == STATUS_INDEX_SPEC.name {

@@ -85,6 +85,8 @@ pub struct IndexSpec {
     /// Non-key attributes the readers need: with `Some`, an INCLUDE projection carrying at
     /// least these serves; with `None`, only ALL does.
     pub include: Option<&'static [&'static str]>,
+    /// What breaks without it.
+    pub needed_by: &'static str,
 }
 
 /// `status-index` on the tasks table: what the sweeper's queries read besides the keys
@@ -94,11 +96,17 @@ pub const STATUS_INDEX_SPEC: IndexSpec = IndexSpec {
     hash: "status",
     range: "updated_at",
     include: Some(&["retry_count", "last_error_at", "retry_execution"]),
+    needed_by: "the sweeper queries it: every sweep fails with IndexMissing",
 };
 
 /// `config-created-index` on the runs table: `arcctl runs list --config` reads whole runs.
-pub const CONFIG_INDEX_SPEC: IndexSpec =
-    IndexSpec { name: arc_shared::store::CONFIG_INDEX, hash: "config_name", range: "created_at", include: None };
+pub const CONFIG_INDEX_SPEC: IndexSpec = IndexSpec {
+    name: arc_shared::store::CONFIG_INDEX,
+    hash: "config_name",
+    range: "created_at",
+    include: None,
+    needed_by: "arcctl runs list --config and the operators' queries use it",
+};
 
 /// Why an existing index does not serve `spec` (keys, key types, projection), or `None`.
 pub fn index_problem(t: &TableDescription, g: &GlobalSecondaryIndexDescription, spec: &IndexSpec) -> Option<String> {
