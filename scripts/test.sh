@@ -21,7 +21,7 @@ if [ -x scripts/check-terraform.sh ]; then
   step "terraform module checks"
   # After the apply of terraform/examples/local, the handlers and the sweeper run against the
   # tables, bucket and state machine Terraform created.
-  ARC_DEPLOYED_TEST_CMD="cargo test -p arc-integration-tests --test deployed -- --ignored" \
+  ARC_DEPLOYED_TEST_CMD="cargo test --workspace --no-fail-fast --test deployed -- --ignored" \
     scripts/check-terraform.sh
 fi
 

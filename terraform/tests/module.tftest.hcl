@@ -601,7 +601,7 @@ run "adopting_existing_tables_and_bucket" {
       arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_task_progress"
       # INCLUDE carrying what the sweeper reads is as good as ALL.
       global_secondary_index = [
-        { name = "status-index", hash_key = "status", range_key = "updated_at", projection_type = "INCLUDE", non_key_attributes = ["retry_count", "last_error_at"] },
+        { name = "status-index", hash_key = "status", range_key = "updated_at", projection_type = "INCLUDE", non_key_attributes = ["retry_count", "last_error_at", "retry_execution"] },
       ]
     }
   }

@@ -294,3 +294,38 @@ pub fn lambda_binary(name: &str) -> PathBuf {
     );
     p
 }
+
+/// What a CLI binary did.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// stdout as JSON (a command run with `--json`).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs a workspace binary (`arcctl`, `arc-local`) with `env` on top of this process's
+/// environment, less the settings a developer's shell may carry that would change what the
+/// command does (`STATE_MACHINE_ARN`, `DYNAMODB_RATE_LIMIT_TABLE`), and prints the exchange.
+pub fn run_binary(binary: &str, env: &[(String, String)], args: &[&str]) -> Out {
+    let out = Command::new(lambda_binary(binary))
+        .args(args)
+        .env_remove("STATE_MACHINE_ARN")
+        .env_remove("DYNAMODB_RATE_LIMIT_TABLE")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run binary");
+    let o = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    println!("$ {binary} {}\n{}{}(exit {})", args.join(" "), o.stdout, o.stderr, o.code);
+    o
+}

@@ -4,43 +4,16 @@
 //!
 //! The binaries come from `cargo build -p arc-cli` (the test command builds every binary first).
 
-use arc_integration_tests::{lambda_binary, repo_root, TestEnv};
+use arc_integration_tests::{lambda_binary, repo_root, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
 use arc_shared::time::format_ts;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::Value;
-use std::process::Command;
-
-/// What a binary did.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-}
 
 fn run(binary: &str, env: &[(String, String)], args: &[&str]) -> Out {
-    let out = Command::new(lambda_binary(binary))
-        .args(args)
-        .env_remove("STATE_MACHINE_ARN")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("run binary");
-    let o = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    println!("$ {binary} {}\n{}{}(exit {})", args.join(" "), o.stdout, o.stderr, o.code);
-    o
+    run_binary(binary, env, args)
 }
 
 struct World {

@@ -10,7 +10,7 @@
 //! arcctl runs as the built binary (`cargo build --workspace` builds it), as in cli.rs.
 
 use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
-use arc_integration_tests::{lambda_binary, TestEnv};
+use arc_integration_tests::{lambda_binary, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
 use arc_shared::time::SystemClock;
@@ -23,38 +23,11 @@ use aws_sdk_dynamodb::types::{
 use chrono::{Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::str::FromStr;
 use std::sync::Arc;
 
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-}
-
 fn arcctl(env: &[(String, String)], args: &[&str]) -> Out {
-    let out = Command::new(lambda_binary("arcctl"))
-        .args(args)
-        .env_remove("STATE_MACHINE_ARN")
-        .env_remove("DYNAMODB_RATE_LIMIT_TABLE")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .expect("run arcctl");
-    let o = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    println!("$ arcctl {}\n{}{}(exit {})", args.join(" "), o.stdout, o.stderr, o.code);
-    o
+    run_binary("arcctl", env, args)
 }
 
 fn item(pairs: Vec<(&str, AttributeValue)>) -> Item {
