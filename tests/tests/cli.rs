@@ -4,7 +4,7 @@
 //!
 //! The binaries come from `cargo build -p arc-cli` (the test command builds every binary first).
 
-use arc_integration_tests::{lambda_binary, repo_root, run_binary, Out, TestEnv};
+use arc_integration_tests::{repo_root, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
 use arc_shared::time::format_ts;
