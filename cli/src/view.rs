@@ -34,6 +34,11 @@ pub fn run_json(r: &RunRecord) -> Value {
         "execution_arn": r.execution_arn,
         "retry_generation": r.retry_generation,
         "retries_pending": r.retries_pending,
+        "cancelled_by": r.cancelled_by,
+        "cancelled_reason": r.cancelled_reason,
+        "cancelled_at": r.cancelled_at,
+        "resumed_by": r.resumed_by,
+        "resumed_at": r.resumed_at,
     })
 }
 

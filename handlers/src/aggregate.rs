@@ -10,14 +10,17 @@
 //! execution, tasks its Map left in flight (a job that exited 0 without the worker writing
 //! COMPLETED, a bookkeeping failure) are first settled as failed attempts. Given an execution
 //! that is no longer the run's current one (an old execution redriven), nothing is written and
-//! the answer says `superseded: true`.
+//! the answer says `superseded: true`. A CANCELLED run's tasks are never settled (its status
+//! is complete's, which leaves it CANCELLED).
 
 use arc_shared::ids::RunId;
 use arc_shared::input::parse_event;
 use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::{Metrics, TaskRow};
+use arc_shared::records::TaskRecord;
 use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
+use arc_shared::status::RunStatus;
 use arc_shared::store::objects::{self, ObjectRef};
 use arc_shared::store::{conditional, SettlePolicy, Tables, UpdateExpr};
 use arc_shared::time::format_ts;
@@ -25,6 +28,7 @@ use arc_shared::{ArcError, Result};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
@@ -90,28 +94,9 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
     }
 
     let mut tasks = tables.run_tasks(run_id).await?;
-    let mut settled_tasks = 0;
-    if execution_arn.is_some() && !superseded {
-        let policy = SettlePolicy {
-            max_retries: env.config.max_retries,
-            backoff: &env.config.backoff,
-            job_ran: true,
-            error_type: UNFINISHED,
-            cause: UNFINISHED_CAUSE,
-            now: env.clock.now(),
-        };
-        let settled = tables.settle_in_flight(&tasks, &policy).await?;
-        for st in settled {
-            if let Some(t) = tasks.iter_mut().find(|t| t.task_id == st.task_id) {
-                settled_tasks += u64::from(st.written);
-                t.status = st.status;
-                t.retry_count = st.retry_count;
-                if st.written {
-                    t.last_error_type = Some(UNFINISHED.to_owned());
-                }
-            }
-        }
-    }
+    // A CANCELLED run's tasks are left as they are: never settled, never charged.
+    let settle = execution_arn.is_some() && !superseded && run.status != RunStatus::Cancelled;
+    let settled_tasks = if settle { settle_left_in_flight(env, &mut tasks).await? } else { 0 };
 
     let mut metrics = Metrics::default();
     // The rows are kept only for the report; without a bucket, only the running totals are.
@@ -213,6 +198,33 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
         "run aggregated"
     );
     Ok(output(results_s3_key))
+}
+
+/// Settles the tasks this execution's Map left in flight (every task had a job, so a PENDING
+/// one is charged too: the failure model's rule) and updates `tasks` to what they are now.
+/// Returns how many were settled.
+pub(crate) async fn settle_left_in_flight(env: &Env, tasks: &mut [TaskRecord]) -> Result<u64> {
+    let policy = SettlePolicy {
+        max_retries: env.config.max_retries,
+        backoff: &env.config.backoff,
+        job_ran: true,
+        error_type: UNFINISHED,
+        cause: UNFINISHED_CAUSE,
+        now: env.clock.now(),
+    };
+    let settled = env.tables().settle_in_flight(tasks, &policy).await?;
+    let at: HashMap<String, usize> = tasks.iter().enumerate().map(|(i, t)| (t.task_id.clone(), i)).collect();
+    let mut written = 0;
+    for st in settled {
+        let Some(t) = at.get(&st.task_id).and_then(|i| tasks.get_mut(*i)) else { continue };
+        written += u64::from(st.written);
+        t.status = st.status;
+        t.retry_count = st.retry_count;
+        if st.written {
+            t.last_error_type = Some(UNFINISHED.to_owned());
+        }
+    }
+    Ok(written)
 }
 
 /// `last_error_type` of a task its execution's Map left in flight.

@@ -16,8 +16,13 @@
 //! repeated invocation for the same execution returns the stored result and publishes nothing;
 //! an execution that is no longer the run's current one changes nothing. A CloudWatch failure
 //! is logged, not fatal.
+//!
+//! A CANCELLED run (an operator stopped it; its old execution redriven, or its Complete already
+//! running when it was cancelled) stays CANCELLED: its tasks are not settled, the write is
+//! conditional on the status, and it publishes `RunCancelled` = 1 once per run (kept as
+//! `published_run_cancelled`) instead of `RunCompleted`, with the same task deltas.
 
-use crate::aggregate::{superseded, UNFINISHED, UNFINISHED_CAUSE};
+use crate::aggregate::{settle_left_in_flight, superseded};
 use arc_shared::ids::RunId;
 use arc_shared::input::parse_event;
 use arc_shared::json::deserialize_decimal;
@@ -25,7 +30,7 @@ use arc_shared::metrics::Metrics;
 use arc_shared::records::{decimal_attr, n, s, RunRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
-use arc_shared::store::{conditional, SettlePolicy, Tables, UpdateExpr};
+use arc_shared::store::{conditional, Tables, UpdateExpr};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
@@ -83,12 +88,14 @@ pub struct Output {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 struct Published {
     run_completed: bool,
+    run_cancelled: bool,
     tasks_completed: u64,
     tasks_failed: u64,
     cost_usd: Decimal,
 }
 
 const PUBLISHED_RUN: &str = "published_run_completed";
+const PUBLISHED_CANCELLED: &str = "published_run_cancelled";
 const PUBLISHED_COMPLETED: &str = "published_tasks_completed";
 const PUBLISHED_FAILED: &str = "published_tasks_failed";
 const PUBLISHED_COST: &str = "published_cost_usd";
@@ -97,6 +104,7 @@ impl Published {
     fn of(run: &RunRecord) -> Self {
         Self {
             run_completed: run.published_run_completed.unwrap_or(0) > 0,
+            run_cancelled: run.published_run_cancelled.unwrap_or(0) > 0,
             tasks_completed: run.published_tasks_completed.unwrap_or(0),
             tasks_failed: run.published_tasks_failed.unwrap_or(0),
             cost_usd: run.published_cost_usd.unwrap_or_default(),
@@ -142,21 +150,13 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
     }
 
     let now = env.clock.now();
-    // The state machine's path: settle what is still in flight, count from the table.
+    let cancelled = run.status == RunStatus::Cancelled;
+    // The state machine's path: settle what is still in flight (never for a CANCELLED run: its
+    // tasks are left as they are), count from the table.
     let (total, completed, failed, accuracy, cost) = if execution_arn.is_some() {
         let mut tasks = tables.run_tasks(run_id).await?;
-        let policy = SettlePolicy {
-            max_retries: env.config.max_retries,
-            backoff: &env.config.backoff,
-            job_ran: true,
-            error_type: UNFINISHED,
-            cause: UNFINISHED_CAUSE,
-            now,
-        };
-        for st in tables.settle_in_flight(&tasks, &policy).await? {
-            if let Some(t) = tasks.iter_mut().find(|t| t.task_id == st.task_id) {
-                t.status = st.status;
-            }
+        if !cancelled {
+            settle_left_in_flight(env, &mut tasks).await?;
         }
         let mut m = Metrics::default();
         for t in &tasks {
@@ -169,7 +169,7 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
     };
 
     let completed_at = format_ts(now);
-    let status = RunStatus::from_counts(total, failed);
+    let status = if cancelled { RunStatus::Cancelled } else { RunStatus::from_counts(total, failed) };
     let duration_seconds = run
         .created_at
         .as_deref()
@@ -177,9 +177,26 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
         .map(|c| (now - c).num_milliseconds().max(0) as f64 / 1000.0)
         .unwrap_or(0.0);
     let before = Published::of(&run);
-    let after = Published { run_completed: true, tasks_completed: completed, tasks_failed: failed, cost_usd: cost };
-    let mut update = UpdateExpr::new()
-        .set("status", s(status.as_str()))
+    let after = Published {
+        run_completed: before.run_completed || !cancelled,
+        run_cancelled: before.run_cancelled || cancelled,
+        tasks_completed: completed,
+        tasks_failed: failed,
+        cost_usd: cost,
+    };
+    let update = if cancelled {
+        // Never un-cancelled: the write holds only while the run is still CANCELLED.
+        UpdateExpr::new()
+            .expect_eq("status", s(RunStatus::Cancelled.as_str()))
+            .set(PUBLISHED_CANCELLED, n(1))
+            .expect_eq_or_missing(PUBLISHED_CANCELLED, run.published_run_cancelled.map(n))
+    } else {
+        UpdateExpr::new()
+            .set("status", s(status.as_str()))
+            .expect_missing_or_ne("status", s(RunStatus::Cancelled.as_str()))
+            .set(PUBLISHED_RUN, n(1))
+    };
+    let mut update = update
         .set("completed_at", s(&completed_at))
         .set("updated_at", s(&completed_at))
         .set("duration_seconds", n(duration_seconds))
@@ -188,7 +205,6 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
         .set("failed_tasks", n(failed))
         .set("accuracy", n(accuracy))
         .set("total_cost_usd", decimal_attr(cost))
-        .set(PUBLISHED_RUN, n(1))
         .set(PUBLISHED_COMPLETED, n(after.tasks_completed))
         .set(PUBLISHED_FAILED, n(after.tasks_failed))
         .set(PUBLISHED_COST, decimal_attr(after.cost_usd))
@@ -209,6 +225,10 @@ pub async fn complete(env: &Env, event: Value) -> Result<Output> {
         // Gone, or a concurrent invocation completed it first.
         let again = tables.require_run(run_id).await?;
         if execution_arn.is_some() && again.completed_by_execution == execution_arn {
+            return Ok(stored_output(&again));
+        }
+        if !cancelled && again.status == RunStatus::Cancelled {
+            tracing::warn!(run_id, "run cancelled while completing it: left CANCELLED, nothing published");
             return Ok(stored_output(&again));
         }
         return Err(ArcError::Conflict(format!("run {run_id} changed while completing it")));
@@ -275,8 +295,14 @@ async fn publish_metrics(
         MetricDatum::builder().metric_name(name).value(value).unit(unit).dimensions(dim.clone()).build()
     };
     let cost = (after.cost_usd - before.cost_usd).to_f64().unwrap_or(0.0);
+    // A cancelled run is counted once as cancelled, never as completed by this write.
+    let run_datum = if *status == RunStatus::Cancelled {
+        datum("RunCancelled", if before.run_cancelled { 0.0 } else { 1.0 }, StandardUnit::Count)
+    } else {
+        datum("RunCompleted", if before.run_completed { 0.0 } else { 1.0 }, StandardUnit::Count)
+    };
     let data = vec![
-        datum("RunCompleted", if before.run_completed { 0.0 } else { 1.0 }, StandardUnit::Count),
+        run_datum,
         datum("TasksCompleted", delta(after.tasks_completed, before.tasks_completed), StandardUnit::Count),
         datum("TasksFailed", delta(after.tasks_failed, before.tasks_failed), StandardUnit::Count),
         datum("Accuracy", accuracy * 100.0, StandardUnit::Percent),

@@ -100,7 +100,7 @@ pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
         };
         Box::pin(reopen(env, run_id, config_name, task_ids, execution_arn)).await
     } else {
-        let task_ids = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
+        let (ids, from_s3) = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
             (Some(_), Some(_)) => {
                 return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both"))
             }
@@ -108,11 +108,18 @@ pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
                 let at = ObjectRef::parse_uri(&uri).ok_or_else(|| {
                     ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI"))
                 })?;
-                let ids = objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?;
-                parse_task_ids(Some(&ids)).map_err(|e| rename_field(e, "task_ids", "task_ids_s3"))?
+                (Some(objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?), true)
             }
-            (ids, None) => parse_task_ids(ids.as_deref())?,
+            (ids, None) => (ids, false),
         };
+        let fields = validate_new_run(
+            Some(config_name.as_str()),
+            ids.as_deref(),
+            input.data_source,
+            input.triggered_by,
+            input.commit_sha,
+        )
+        .map_err(|e| if from_s3 { rename_field(e, "task_ids", "task_ids_s3") } else { e })?;
         let start_time = match input.execution_start_time.as_deref() {
             Some(t) => Some(parse_ts(t).ok_or_else(|| {
                 ArcError::invalid("execution_start_time", format!("{t:?} is not an RFC 3339 timestamp"))
@@ -120,16 +127,45 @@ pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
             None => None,
         };
         let new = NewRun {
-            config_name,
-            task_ids,
-            data_source: bounded_text("data_source", input.data_source, "evaluation", MAX_TEXT_CHARS)?,
-            triggered_by: bounded_text("triggered_by", input.triggered_by, "unknown", MAX_TEXT_CHARS)?,
-            commit_sha: bounded_text("commit_sha", input.commit_sha, "", MAX_COMMIT_SHA_CHARS)?,
+            config_name: fields.config_name,
+            task_ids: fields.task_ids,
+            data_source: fields.data_source,
+            triggered_by: fields.triggered_by,
+            commit_sha: fields.commit_sha,
             execution_arn,
             start_time,
         };
         Box::pin(create(env, new)).await
     }
+}
+
+/// A new run's fields, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRunFields {
+    pub config_name: ConfigName,
+    pub task_ids: Vec<TaskId>,
+    pub data_source: String,
+    pub triggered_by: String,
+    pub commit_sha: String,
+}
+
+/// Validates a new run's input exactly as Initialize does (the same rules, the same
+/// `InvalidInput` naming the field, defaults filled in): `arcctl runs start` calls it before
+/// it starts an execution, so an input Initialize would reject starts nothing. Pure.
+pub fn validate_new_run(
+    config_name: Option<&str>,
+    task_ids: Option<&[String]>,
+    data_source: Option<String>,
+    triggered_by: Option<String>,
+    commit_sha: Option<String>,
+) -> Result<NewRunFields> {
+    Ok(NewRunFields {
+        config_name: parse_config_name(config_name)?,
+        task_ids: parse_task_ids(task_ids)?,
+        data_source: bounded_text("data_source", data_source, "evaluation", MAX_TEXT_CHARS)?,
+        triggered_by: bounded_text("triggered_by", triggered_by, "unknown", MAX_TEXT_CHARS)?,
+        commit_sha: bounded_text("commit_sha", commit_sha, "", MAX_COMMIT_SHA_CHARS)?,
+    })
 }
 
 /// A free-text field: its default when absent, `InvalidInput` naming it when longer than `max`
@@ -268,6 +304,9 @@ async fn create(env: &Env, new: NewRun) -> Result<Output> {
             if new.execution_arn.is_none() || existing.execution_arn != new.execution_arn {
                 return Err(ArcError::Conflict(format!("run {run_id} already exists for another execution")));
             }
+            if existing.status == RunStatus::Cancelled {
+                return Err(ArcError::run_cancelled(&run_id));
+            }
             tracing::info!(run_id, "repeated Initialize of the same execution: completing the existing run");
             existing_task_ids(&tables, &run_id).await?
         }
@@ -330,6 +369,10 @@ async fn reopen(
 ) -> Result<Output> {
     let tables = env.tables();
     let run = tables.require_run(run_id.as_str()).await?;
+    if run.status == RunStatus::Cancelled {
+        // Nothing is re-opened: a cancelled run's tasks stay as they are until it is resumed.
+        return Err(ArcError::run_cancelled(run_id.as_str()));
+    }
     let mut stored = HashMap::new();
     tables
         .for_each_task(run_id.as_str(), |t| {
@@ -413,7 +456,8 @@ async fn reopen(
 }
 
 /// The run is RUNNING with this execution; a legacy run (created by the Python set) gets the
-/// roll-ups the worker's completion adds to, so that completing a retried task works.
+/// roll-ups the worker's completion adds to, so that completing a retried task works. Never
+/// a CANCELLED run (cancelled since it was read): that is the `Conflict` naming resume.
 async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&str>, now: &str) -> Result<()> {
     let update = RUN_ROLLUPS.iter().fold(UpdateExpr::new(), |u, r| u.set_if_missing(r, n(0)));
     let res = update
@@ -421,10 +465,16 @@ async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&s
         .set("updated_at", s(now))
         .set_opt("execution_arn", execution_arn.map(s))
         .exists("run_id")
+        .expect_missing_or_ne("status", s(RunStatus::Cancelled.as_str()))
         .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(&run.run_id))))
         .send()
         .await;
-    conditional("UpdateItem runs", res)?.ok_or_else(|| ArcError::RunNotFound(run.run_id.clone()))?;
+    if conditional("UpdateItem runs", res)?.is_none() {
+        return Err(match tables.get_run(&run.run_id).await? {
+            Some(current) if current.status == RunStatus::Cancelled => ArcError::run_cancelled(&run.run_id),
+            _ => ArcError::RunNotFound(run.run_id.clone()),
+        });
+    }
     Ok(())
 }
 
@@ -443,6 +493,29 @@ mod tests {
         assert_eq!(a.len(), "run-gpt-4o-20261126-130405-".len() + 8);
         assert_ne!(a, derive_run_id(&c, Some("arn:aws:states:us-east-1:1:execution:sm:e2"), t));
         assert_ne!(derive_run_id(&c, None, t), derive_run_id(&c, None, t));
+    }
+
+    #[test]
+    fn a_new_run_is_validated_field_by_field_with_initializes_defaults() {
+        let ids = vec!["t1".to_owned(), "t2".to_owned()];
+        let ok = validate_new_run(Some("gpt-4.1"), Some(&ids), None, None, None).unwrap();
+        assert_eq!(ok.config_name.as_str(), "gpt-4.1");
+        assert_eq!(ok.task_ids.len(), 2);
+        assert_eq!(
+            (ok.data_source.as_str(), ok.triggered_by.as_str(), ok.commit_sha.as_str()),
+            ("evaluation", "unknown", "")
+        );
+        let field = |r: Result<NewRunFields>| match r {
+            Err(ArcError::InvalidInput { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(validate_new_run(None, Some(&ids), None, None, None)), "config_name");
+        assert_eq!(field(validate_new_run(Some("a b"), Some(&ids), None, None, None)), "config_name");
+        let bad = vec!["t1".to_owned(), "t/2".to_owned()];
+        assert_eq!(field(validate_new_run(Some("c"), Some(&bad), None, None, None)), "task_ids[1]");
+        assert_eq!(field(validate_new_run(Some("c"), Some(&ids), Some("d".repeat(257)), None, None)), "data_source");
+        assert_eq!(field(validate_new_run(Some("c"), Some(&ids), None, Some("w".repeat(257)), None)), "triggered_by");
+        assert_eq!(field(validate_new_run(Some("c"), Some(&ids), None, None, Some("f".repeat(65)))), "commit_sha");
     }
 
     #[test]

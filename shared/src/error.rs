@@ -42,6 +42,12 @@ impl ArcError {
         Self::TaskNotFound { run_id: run_id.into(), task_id: task_id.into() }
     }
 
+    /// A request that would retry, re-open or restart a CANCELLED run: a `Conflict` naming
+    /// the command that lifts the cancellation.
+    pub fn run_cancelled(run_id: &str) -> Self {
+        Self::Conflict(format!("run {run_id} is CANCELLED; `arcctl runs resume {run_id}` first"))
+    }
+
     /// The stable `errorType` name.
     pub fn error_type(&self) -> &'static str {
         match self {
@@ -132,6 +138,9 @@ mod tests {
         assert_eq!(d.error_type, "TaskNotFound");
         let d: Diagnostic = ArcError::Conflict("x".into()).into();
         assert_eq!(d.error_type, "Conflict");
+        let d: Diagnostic = ArcError::run_cancelled("run-a").into();
+        assert_eq!(d.error_type, "Conflict");
+        assert_eq!(d.error_message, "conflict: run run-a is CANCELLED; `arcctl runs resume run-a` first");
     }
 
     #[test]

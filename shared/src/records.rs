@@ -34,6 +34,9 @@ pub struct TaskRecord {
     pub last_error_cause: Option<String>,
     pub last_error_at: Option<String>,
     pub last_failed_job_id: Option<String>,
+    /// The Batch container's exit code of the last failure handle-error recorded.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub last_error_exit_code: Option<i64>,
     /// The key of the last failure delivery recorded (`job:<id>` or `sfn:<execution>#<time>`).
     pub last_failure_key: Option<String>,
     pub next_retry_at: Option<String>,
@@ -105,6 +108,16 @@ pub struct RunRecord {
     pub published_tasks_failed: Option<u64>,
     #[serde(skip)]
     pub published_cost_usd: Option<Decimal>,
+    /// Whether complete has published `RunCancelled` for this run.
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub published_run_cancelled: Option<u64>,
+    /// Who cancelled the run (`arcctl runs cancel`: the caller's ARN, else `$USER`), why, when.
+    pub cancelled_by: Option<String>,
+    pub cancelled_reason: Option<String>,
+    pub cancelled_at: Option<String>,
+    /// Who lifted the last cancellation (`arcctl runs resume`), and when.
+    pub resumed_by: Option<String>,
+    pub resumed_at: Option<String>,
 }
 
 fn missing_run_status() -> RunStatus {
@@ -206,6 +219,16 @@ fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     Ok(Option::<Num>::deserialize(d)?.and_then(num_to_u64))
 }
 
+fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<Num>::deserialize(d)?.and_then(|n| match n {
+        Num::U(u) => i64::try_from(u).ok(),
+        Num::I(i) => Some(i),
+        Num::F(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Some(f as i64),
+        Num::F(_) => None,
+        Num::S(s) => s.trim().parse().ok(),
+    }))
+}
+
 fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Option::<Num>::deserialize(d)?.and_then(|n| match n {
         Num::U(u) => Some(u as f64),
@@ -278,6 +301,7 @@ mod tests {
             ("tokens_input", n("1200")),
             ("tokens_output", AttributeValue::N("300.0".into())),
             ("is_correct", AttributeValue::Bool(true)),
+            ("last_error_exit_code", n("137")),
             ("something_else", s("kept by other tools")),
         ]);
         let t = TaskRecord::from_item(it).unwrap();
@@ -287,6 +311,7 @@ mod tests {
         assert_eq!(t.tokens_input, Some(1200));
         assert_eq!(t.tokens_output, Some(300));
         assert_eq!(t.is_correct, Some(true));
+        assert_eq!(t.last_error_exit_code, Some(137));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum RunStatus {
     Completed,
     CompletedWithErrors,
     Failed,
+    /// Stopped for good by an operator (`arcctl runs cancel`): its tasks are left as they are,
+    /// never re-queued, never repaired, until `arcctl runs resume`.
+    Cancelled,
     Other(String),
 }
 
@@ -86,8 +89,15 @@ impl RunStatus {
             Self::Completed => "COMPLETED",
             Self::CompletedWithErrors => "COMPLETED_WITH_ERRORS",
             Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
             Self::Other(s) => s,
         }
+    }
+
+    /// A run no execution is working on any more: COMPLETED, COMPLETED_WITH_ERRORS, FAILED or
+    /// CANCELLED (a later retry may still re-open the first three).
+    pub fn is_ended(&self) -> bool {
+        matches!(self, Self::Completed | Self::CompletedWithErrors | Self::Failed | Self::Cancelled)
     }
 
     /// The final status of a run from its counts: all failed → FAILED, any failed →
@@ -110,6 +120,7 @@ impl From<String> for RunStatus {
             "COMPLETED" => Self::Completed,
             "COMPLETED_WITH_ERRORS" => Self::CompletedWithErrors,
             "FAILED" => Self::Failed,
+            "CANCELLED" => Self::Cancelled,
             _ => Self::Other(s),
         }
     }
@@ -146,6 +157,18 @@ mod tests {
             assert!(!matches!(parsed, TaskStatus::Other(_)), "{s}");
             assert_eq!(String::from(parsed), s);
         }
+    }
+
+    #[test]
+    fn run_statuses_round_trip_and_cancelled_is_ended() {
+        for s in ["RUNNING", "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"] {
+            let parsed = RunStatus::from(s.to_owned());
+            assert!(!matches!(parsed, RunStatus::Other(_)), "{s}");
+            assert_eq!(String::from(parsed), s);
+        }
+        assert!(RunStatus::Cancelled.is_ended());
+        assert!(!RunStatus::Running.is_ended());
+        assert!(!RunStatus::Other("PAUSED".into()).is_ended());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Repair, every sweep: RETRY_QUEUED tasks whose execution never started (start it, same
 //! name, same input) or ended (back to FAILED), and RUNNING runs whose execution ended
 //! (their in-flight tasks are settled with `ExecutionEnded`, the run status is recomputed).
+//! Never a CANCELLED run: an operator stopped it for good, its tasks stay as they are.
 
 use crate::executions::{self, ExecState};
 use crate::find;
@@ -38,6 +39,14 @@ impl Sweep<'_> {
             }
             None => return Ok(()), // could not be read: already reported
         };
+        if run.status == RunStatus::Cancelled {
+            tracing::info!(
+                run_id,
+                queued = queued.len(),
+                "run is CANCELLED: nothing repaired, its tasks stay as they are"
+            );
+            return Ok(());
+        }
         let current = match (&run.status, &run.execution_arn) {
             (RunStatus::Running, Some(arn)) => Some(arn.clone()),
             _ => None,

@@ -114,7 +114,6 @@ impl Sweep<'_> {
             tracing::info!(run_id = %d.run_id, task_id = %d.task_id, due_at = d.due_at.as_deref(), reason = ?d.reason, "deferred");
         }
         self.summary.defer(deferred);
-        self.make_permanent(exhausted).await;
 
         // Read every run involved once, after all task queries (so a RETRY_QUEUED task seen
         // above is never older than the run state read here).
@@ -128,13 +127,24 @@ impl Sweep<'_> {
         if let Some(r) = &self.req.run_id {
             run_ids.insert(r.as_str().to_owned());
         }
-        self.read_runs(&run_ids).await;
+        // The runs of exhausted tasks are read too (a CANCELLED run's tasks are left alone),
+        // but only the runs above are repaired.
+        let mut read_ids = run_ids.clone();
+        read_ids.extend(exhausted.iter().map(|t| t.run_id.clone()));
+        self.read_runs(&read_ids).await;
         if let Some(r) = &self.req.run_id {
-            // A manual request for a run that does not exist: say so, having written nothing.
-            if matches!(self.runs.get(r.as_str()), Some(None)) {
-                return Err(ArcError::RunNotFound(r.as_str().to_owned()));
+            // A manual request for a run that does not exist, or that an operator cancelled:
+            // say so, having written nothing.
+            match self.runs.get(r.as_str()) {
+                Some(None) => return Err(ArcError::RunNotFound(r.as_str().to_owned())),
+                Some(Some(run)) if run.status == RunStatus::Cancelled => {
+                    return Err(ArcError::run_cancelled(r.as_str()))
+                }
+                _ => {}
             }
         }
+        let exhausted = exhausted.into_iter().filter(|t| !self.is_cancelled(&t.run_id)).collect();
+        self.make_permanent(exhausted).await;
 
         // Repair first: RETRY_QUEUED tasks whose execution never started or ended, RUNNING
         // runs whose execution ended.
@@ -155,6 +165,8 @@ impl Sweep<'_> {
                 Some(Some(run)) if run.status == RunStatus::Running => {
                     self.skip(&run_id, n, "run is RUNNING (its execution is live or being started)")
                 }
+                // An operator stopped it for good: its tasks stay as they are.
+                Some(Some(run)) if run.status == RunStatus::Cancelled => self.skip(&run_id, n, "run is CANCELLED"),
                 Some(Some(run)) => match run.config_name.filter(|c| !c.is_empty()) {
                     None => self.skip(&run_id, n, "run has no config_name"),
                     Some(config_name) => match plan::invalid_run(&run_id, &config_name) {
@@ -220,6 +232,11 @@ impl Sweep<'_> {
                 retry_count: t.retry_count,
             });
         }
+    }
+
+    /// Whether `run_id` was read as CANCELLED by this sweep.
+    pub(crate) fn is_cancelled(&self, run_id: &str) -> bool {
+        matches!(self.runs.get(run_id), Some(Some(run)) if run.status == RunStatus::Cancelled)
     }
 
     fn skip(&mut self, run_id: &str, due_tasks: u64, reason: &str) {

@@ -15,8 +15,9 @@ fn seen_status(status: &str) -> Option<AttributeValue> {
 }
 
 /// Claims `run` for retry generation `generation`: sets `retry_generation`, `#status =
-/// RUNNING` and `execution_arn` in one write, conditional on the generation and status read.
-/// `None`: another sweeper (or an execution) changed the run first.
+/// RUNNING` and `execution_arn` in one write, conditional on the generation and status read,
+/// and on the run not being CANCELLED (an operator's cancel between the read and this write
+/// makes it fail). `None`: another sweeper, an execution or an operator changed the run first.
 pub async fn claim_run(
     tables: &Tables,
     run: &RunRecord,
@@ -32,6 +33,7 @@ pub async fn claim_run(
         .exists("run_id")
         .expect_count("retry_generation", generation.saturating_sub(1))
         .expect_eq_or_missing("status", seen_status(run.status.as_str()))
+        .expect_missing_or_ne("status", s(RunStatus::Cancelled.as_str()))
         .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(&run.run_id))))
         .return_values(ReturnValue::AllNew)
         .send()

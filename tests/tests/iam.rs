@@ -44,6 +44,10 @@ const HELPERS: &[(&str, &str, &str)] = &[
     (".settle_in_flight(", "tasks_table", "dynamodb:UpdateItem"),
     (".settle_in_flight(", "runs_table", "dynamodb:UpdateItem"),
     (".settle_in_flight(", "tasks_table", "dynamodb:GetItem"),
+    // handlers/src/aggregate.rs's wrapper of it, which complete calls too.
+    ("settle_left_in_flight(", "tasks_table", "dynamodb:UpdateItem"),
+    ("settle_left_in_flight(", "runs_table", "dynamodb:UpdateItem"),
+    ("settle_left_in_flight(", "tasks_table", "dynamodb:GetItem"),
     (".make_permanent(", "tasks_table", "dynamodb:UpdateItem"),
     (".make_permanent(", "runs_table", "dynamodb:UpdateItem"),
     // The results bucket (shared/src/store/objects.rs).

@@ -2,11 +2,15 @@
 //! (a bad argument exits 2 before anything is read); each command then reads or sweeps and
 //! prints a table for people or JSON (`--json`) for scripts.
 
+pub mod cancel;
 pub mod doctor;
 pub mod migrate;
+pub mod report;
 pub mod runs;
+pub mod start;
 pub mod sweep;
 pub mod tables;
+pub mod watch;
 
 use crate::exit::CliError;
 use arc_shared::ids::{ConfigName, RunId, TaskId};
@@ -18,12 +22,13 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "arcctl",
     version,
-    about = "Operate arc-orchestrator benchmark runs: list and inspect runs, sweep and retry failed tasks, check and migrate a deployment",
+    about = "Operate arc-orchestrator benchmark runs: start, watch, cancel, resume and report runs, sweep and retry failed tasks, check and migrate a deployment",
     long_about = "Operate arc-orchestrator benchmark runs.\n\n\
         Works against AWS with the default credential chain, or against a local emulator when \
         AWS_ENDPOINT_URL is set. Tables come from RUNS_TABLE / TASKS_TABLE (defaults \
         arc_benchmark_runs / arc_task_progress), like the Lambdas.\n\n\
-        Exit codes: 0 ok, 1 error (or a failed doctor check), 2 usage error, 3 run not found."
+        Exit codes: 0 ok, 1 error (or a failed doctor check, or a watched run that did not end \
+        COMPLETED), 2 usage error, 3 run not found."
 )]
 pub struct Cli {
     /// Print JSON for scripts instead of tables.
@@ -35,7 +40,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List and inspect runs.
+    /// Start, watch, cancel, resume, report, list and inspect runs.
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Sweep FAILED tasks that are due into retry executions (the sweeper, run here or invoked).
@@ -105,6 +110,81 @@ pub enum RunsCommand {
         #[arg(value_name = "RUN_ID", value_parser = parse_run_id)]
         run_id: RunId,
     },
+    /// Start a new run's execution: the input validated as Initialize validates it, a task list
+    /// too large for an execution input uploaded to S3_BUCKET; prints the execution ARN and the
+    /// run id Initialize will give it. The same input within the same minute (or the same
+    /// --name) starts one execution.
+    Start(StartArgs),
+    /// A live view of a run until it ends (COMPLETED / COMPLETED_WITH_ERRORS / FAILED with no task
+    /// in flight, or CANCELLED): exit 0 on COMPLETED, 1 otherwise, 3 if the run does not exist.
+    /// With --json, one JSON line per refresh.
+    Watch {
+        #[arg(value_name = "RUN_ID", value_parser = parse_run_id)]
+        run_id: RunId,
+        /// Seconds between two refreshes.
+        #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
+    /// Stop a run for good: its execution is stopped and the run marked CANCELLED (who, why,
+    /// when); the sweeper then never repairs, retries or re-queues its tasks.
+    Cancel {
+        #[arg(value_name = "RUN_ID", value_parser = parse_run_id)]
+        run_id: RunId,
+        /// Why (kept on the run as cancelled_reason).
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: Option<String>,
+    },
+    /// Undo a cancel: the run becomes COMPLETED_WITH_ERRORS and the tasks its stopped execution
+    /// left in flight FAILED (not charged an attempt), so the sweeper retries them.
+    Resume {
+        #[arg(value_name = "RUN_ID", value_parser = parse_run_id)]
+        run_id: RunId,
+    },
+    /// Per-task results (task id order) and the run's summary (its S3 report when there is one).
+    Report {
+        #[arg(value_name = "RUN_ID", value_parser = parse_run_id)]
+        run_id: RunId,
+        /// Write the task rows as CSV (with a header row) to FILE; `-` for stdout.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<String>,
+        /// Only tasks of this status (repeatable), e.g. FAILED_PERMANENT.
+        #[arg(long = "status", value_name = "S", value_parser = parse_status)]
+        statuses: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The model configuration (config_name).
+    #[arg(long, value_name = "NAME")]
+    pub config: String,
+    /// A file of task ids: a JSON array of strings, or one id per line.
+    #[arg(long, value_name = "FILE", required_unless_present = "task_ids", conflicts_with = "task_ids")]
+    pub task_ids_file: Option<std::path::PathBuf>,
+    /// A task id (repeatable).
+    #[arg(long = "task-id", value_name = "ID")]
+    pub task_ids: Vec<String>,
+    /// data_source (Initialize's default: evaluation).
+    #[arg(long, value_name = "S")]
+    pub data_source: Option<String>,
+    /// triggered_by (Initialize's default: unknown).
+    #[arg(long, value_name = "WHO")]
+    pub triggered_by: Option<String>,
+    /// commit_sha (Initialize's default: empty).
+    #[arg(long, value_name = "SHA")]
+    pub commit_sha: Option<String>,
+    /// The state machine (default: $STATE_MACHINE_ARN).
+    #[arg(long, value_name = "ARN", value_parser = parse_state_machine_arn)]
+    pub state_machine_arn: Option<String>,
+    /// The execution's name (default: run-<config>-<YYYYMMDDHHMM>-<8 hex of the input's sha256>).
+    #[arg(long, value_name = "NAME", value_parser = parse_execution_name)]
+    pub name: Option<String>,
+    /// Then follow the run like `arcctl runs watch`.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: seconds between two refreshes.
+    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "wait", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +236,40 @@ fn parse_task_id(s: &str) -> Result<TaskId, String> {
     TaskId::parse(s).map_err(|e| e.0)
 }
 
+fn parse_reason(s: &str) -> Result<String, String> {
+    let chars = s.chars().count();
+    if s.trim().is_empty() || chars > MAX_REASON_CHARS {
+        Err(format!("a reason is 1-{MAX_REASON_CHARS} characters; {chars} given"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// `--reason` at most this long (it is kept on the run item).
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// A task status name: known ones and those other tools wrote (`RUNNING`), upper case.
+fn parse_status(s: &str) -> Result<String, String> {
+    let up = s.trim().to_ascii_uppercase();
+    if !up.is_empty() && up.len() <= 64 && up.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(up)
+    } else {
+        Err(format!("{s:?} is not a task status (e.g. {})", crate::view::STATUS_ORDER.join(", ")))
+    }
+}
+
+fn parse_state_machine_arn(s: &str) -> Result<String, String> {
+    if s.starts_with("arn:") && s.split(':').count() >= 7 && s.contains(":stateMachine:") {
+        Ok(s.to_owned())
+    } else {
+        Err("a state machine ARN: arn:aws:states:REGION:ACCOUNT:stateMachine:NAME".to_owned())
+    }
+}
+
+fn parse_execution_name(s: &str) -> Result<String, String> {
+    start::valid_execution_name(s).map(|()| s.to_owned())
+}
+
 fn parse_table_name(s: &str) -> Result<String, String> {
     if (3..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         Ok(s.to_owned())
@@ -200,6 +314,32 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Runs(RunsCommand::List { config, limit }) => runs::list(&ctx, config.as_ref(), limit as usize).await,
         Command::Runs(RunsCommand::Show { run_id }) => runs::show(&ctx, &run_id).await,
+        Command::Runs(RunsCommand::Start(a)) => {
+            let req = start::StartRequest {
+                config: a.config,
+                task_ids_file: a.task_ids_file,
+                task_ids: a.task_ids,
+                data_source: a.data_source,
+                triggered_by: a.triggered_by,
+                commit_sha: a.commit_sha,
+                state_machine_arn: a.state_machine_arn,
+                name: a.name,
+                wait: a.wait,
+                interval: std::time::Duration::from_secs(a.interval),
+            };
+            start::start(&ctx, req).await
+        }
+        Command::Runs(RunsCommand::Watch { run_id, interval }) => {
+            let opts = watch::WatchOptions { interval: std::time::Duration::from_secs(interval), execution_arn: None };
+            watch::watch(&ctx, run_id.as_str(), &opts).await
+        }
+        Command::Runs(RunsCommand::Cancel { run_id, reason }) => {
+            cancel::cancel(&ctx, run_id.as_str(), reason.as_deref()).await
+        }
+        Command::Runs(RunsCommand::Resume { run_id }) => cancel::resume(&ctx, run_id.as_str()).await,
+        Command::Runs(RunsCommand::Report { run_id, csv, statuses }) => {
+            report::report(&ctx, run_id.as_str(), &report::ReportRequest { csv, statuses }).await
+        }
         Command::Sweep(args) => {
             let req = sweep::Request {
                 dry_run: args.dry_run,
@@ -272,6 +412,17 @@ mod tests {
             vec!["arcctl", "migrate"],
             vec!["arcctl", "migrate", "status-index", "--timeout-minutes", "0"],
             vec!["arcctl", "migrate", "backfill-runs", "--start-after", ""],
+            vec!["arcctl", "runs", "start", "--task-id", "t1"],
+            vec!["arcctl", "runs", "start", "--config", "c"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--task-ids-file", "ids.json"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--name", "a b"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--state-machine-arn", "x"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--interval", "2"],
+            vec!["arcctl", "runs", "watch", "run-a", "--interval", "0"],
+            vec!["arcctl", "runs", "cancel"],
+            vec!["arcctl", "runs", "cancel", "run-a", "--reason", ""],
+            vec!["arcctl", "runs", "resume", "run/a"],
+            vec!["arcctl", "runs", "report", "run-a", "--status", "NOT A STATUS"],
         ] {
             let e = Cli::try_parse_from(&args).expect_err(&args.join(" "));
             assert_eq!(e.exit_code(), 2, "{}", args.join(" "));

@@ -142,6 +142,13 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
     let mut head = Table::new(["RUN", run.run_id.as_str()]);
     head.row(["config", run.config_name.as_deref().unwrap_or("-")]);
     head.row(["status", run.status.as_str()]);
+    if let Some(by) = &run.cancelled_by {
+        let reason = run.cancelled_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        head.row([
+            "cancelled".to_owned(),
+            format!("by {by} at {}{reason}", run.cancelled_at.as_deref().unwrap_or("?")),
+        ]);
+    }
     head.row(["created", run.created_at.as_deref().unwrap_or("-")]);
     head.row(["completed", run.completed_at.as_deref().unwrap_or("-")]);
     head.row(["execution", run.execution_arn.as_deref().unwrap_or("-")]);

@@ -92,10 +92,11 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
     local_config(&Resources::named(&suffix, "arn:aws:states:us-east-1:123456789012:stateMachine:check"))?;
     let emu = Emulator::start_or_attach(&suffix)?;
     let mut resources = None;
+    let mut run_id = None;
     // Ctrl-C still stops the emulator we started (moto runs in the background, out of reach of
     // the terminal's interrupt).
     let result = tokio::select! {
-        r = lifecycle(&opts, &emu, &suffix, &mut resources) => r,
+        r = lifecycle(&opts, &emu, &suffix, &mut resources, &mut run_id) => r,
         _ = tokio::signal::ctrl_c() => Err(CliError::failed("interrupted")),
     };
     match (&emu.pidfile, opts.keep, &resources) {
@@ -116,6 +117,7 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
                      RUNS_TABLE={} TASKS_TABLE={} arcctl runs list",
                     emu.endpoint, r.runs_table, r.tasks_table
                 );
+                eprintln!("{}", operate_commands(&emu.endpoint, r, run_id.as_deref(), opts.config.as_str()));
             }
             if let Some(pidfile) = pidfile {
                 eprintln!("  stop:    scripts/moto.sh stop {}", pidfile.display());
@@ -125,11 +127,37 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
     result
 }
 
+/// The arcctl commands that operate the kept run, after one `export` of its settings.
+pub fn operate_commands(endpoint: &str, r: &Resources, run_id: Option<&str>, config: &str) -> String {
+    let mut out = format!(
+        "  operate: export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+         AWS_REGION=us-east-1 RUNS_TABLE={} TASKS_TABLE={} S3_BUCKET={} STATE_MACHINE_ARN={}",
+        r.runs_table, r.tasks_table, r.bucket, r.state_machine_arn
+    );
+    if let Some(run) = run_id {
+        for cmd in [
+            format!("arcctl runs show {run}"),
+            format!("arcctl runs report {run} --csv {run}.csv"),
+            format!("arcctl runs watch {run}"),
+            format!("arcctl runs cancel {run} --reason \"try it\""),
+            format!("arcctl runs resume {run}"),
+        ] {
+            out.push_str(&format!("\n           {cmd}"));
+        }
+    }
+    out.push_str(&format!(
+        "\n           arcctl runs start --config {config} --task-id t-0001 --task-id t-0002   \
+         (moto keeps the execution without running it: the run waits for its Initialize)"
+    ));
+    out
+}
+
 async fn lifecycle(
     opts: &Options,
     emu: &Emulator,
     suffix: &str,
     resources: &mut Option<Resources>,
+    run_id_out: &mut Option<String>,
 ) -> Result<(), CliError> {
     let seed =
         opts.seed.unwrap_or_else(|| Prng::new(chrono::Utc::now().timestamp_micros() as u64).next_u64() % 1_000_000);
@@ -173,6 +201,7 @@ async fn lifecycle(
     let report = runner.run_execution(init, &first, 0, "round 0").await?;
     stop_execution(&clients, &first).await?;
     let run_id = report.run_id.clone();
+    *run_id_out = Some(run_id.clone());
     let mut processed: BTreeSet<String> = BTreeSet::from([first]);
     let mut retry_executions = 0u64;
     emit(&format!("\nround 0: execution of run {run_id}"));
@@ -405,6 +434,20 @@ mod tests {
         assert_eq!(a, task_ids(7, 120));
         assert_ne!(a, task_ids(8, 120));
         assert!(a.iter().all(|t| arc_shared::ids::TaskId::parse(t.as_str()).is_ok()));
+    }
+
+    #[test]
+    fn kept_runs_print_the_commands_that_operate_them() {
+        let r = Resources::named("abc", "arn:aws:states:us-east-1:123456789012:stateMachine:sm");
+        let text = operate_commands("http://127.0.0.1:5000", &r, Some("run-x"), "local-sim");
+        assert!(text.contains("export AWS_ENDPOINT_URL=http://127.0.0.1:5000 "), "{text}");
+        assert!(text.contains(&format!("STATE_MACHINE_ARN={}", r.state_machine_arn)), "{text}");
+        for cmd in
+            ["runs show run-x", "runs report run-x --csv", "runs watch run-x", "runs cancel run-x", "runs resume run-x"]
+        {
+            assert!(text.contains(cmd), "{cmd}: {text}");
+        }
+        assert!(text.contains("arcctl runs start --config local-sim"), "{text}");
     }
 
     #[test]

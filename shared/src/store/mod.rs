@@ -2,12 +2,14 @@
 //! function shares. Item ↔ record conversion lives in `records`; nothing else touches items.
 
 mod batch;
+pub mod cancel;
 mod failures;
 pub mod objects;
 pub mod schema;
 mod update;
 
 pub use batch::batch_put;
+pub use cancel::Cancellation;
 pub use failures::{FailureWrite, SeenTask, SettlePolicy, SettledTask, Written};
 pub use update::UpdateExpr;
 
