@@ -165,6 +165,15 @@ impl TestEnv {
         self.env_with_clock(Arc::new(SystemClock))
     }
 
+    /// What a sweep against this world needs: the sweeper's own `SweepDeps::from_env` over
+    /// this test's tables, with `STATE_MACHINE_ARN` = `state_machine_arn` and `clock`.
+    pub fn sweep_deps(&self, state_machine_arn: &str, clock: Arc<dyn Clock>) -> arc_sweeper::SweepDeps {
+        let mut config = self.config.clone();
+        config.state_machine_arn = Some(state_machine_arn.to_owned());
+        let env = Env { config, clients: self.clients.clone(), clock };
+        arc_sweeper::SweepDeps::from_env(&env).expect("sweep settings")
+    }
+
     pub fn env_with_clock(&self, clock: Arc<dyn Clock>) -> Arc<Env> {
         Arc::new(Env { config: self.config.clone(), clients: self.clients.clone(), clock })
     }

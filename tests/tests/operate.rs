@@ -14,7 +14,7 @@ use arc_shared::store::Cancellation;
 use arc_shared::time::{format_ts, SystemClock};
 use arc_shared::ArcError;
 use arc_sweeper::plan::RetryInput;
-use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSettings};
+use arc_sweeper::{parse_request, sweep, SweepDeps, SweepRequest};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -39,16 +39,7 @@ async fn world() -> World {
     let mut env = t.lambda_env();
     env.push(("CLOUDWATCH_NAMESPACE".into(), namespace.clone()));
     env.push(("STATE_MACHINE_ARN".into(), sm_arn.clone()));
-    let mut config = t.config.clone();
-    config.state_machine_arn = Some(sm_arn.clone());
-    let deps = SweepDeps {
-        tables: t.tables(),
-        sfn: t.clients.sfn.clone(),
-        cloudwatch: t.clients.cloudwatch.clone(),
-        clock: Arc::new(SystemClock),
-        settings: SweepSettings::from_config(&config).expect("settings"),
-        fault: Fault::None,
-    };
+    let deps = t.sweep_deps(&sm_arn, Arc::new(SystemClock));
     World { t, env, sm_arn, namespace, deps }
 }
 

@@ -13,7 +13,7 @@ use arc_shared::store::batch_put;
 use arc_shared::time::{format_ts, FixedClock};
 use arc_shared::ArcError;
 use arc_sweeper::plan::{execution_name, DeferReason, RetryInput, MAX_EXECUTION_INPUT_BYTES};
-use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSettings, SweepSummary};
+use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -39,17 +39,8 @@ async fn world(overrides: &[(&str, &str)]) -> World {
     vars.extend_from_slice(overrides);
     let t = TestEnv::new(&vars).await;
     let sm_arn = t.create_state_machine(&format!("arc-{suffix}")).await;
-    let mut config = t.config.clone();
-    config.state_machine_arn = Some(sm_arn.clone());
     let clock = Arc::new(FixedClock::new(t0()));
-    let deps = SweepDeps {
-        tables: t.tables(),
-        sfn: t.clients.sfn.clone(),
-        cloudwatch: t.clients.cloudwatch.clone(),
-        clock: clock.clone(),
-        settings: SweepSettings::from_config(&config).expect("settings"),
-        fault: Fault::None,
-    };
+    let deps = t.sweep_deps(&sm_arn, clock.clone());
     World { t, deps, clock, sm_arn, namespace }
 }
 

@@ -14,7 +14,7 @@ use arc_integration_tests::{lambda_binary, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
 use arc_shared::time::SystemClock;
-use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSettings};
+use arc_sweeper::{parse_request, sweep, SweepRequest};
 use arc_worker_double::{python_isoformat, Behaviour, Completion, Worker};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -130,16 +130,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     env.push(("CLOUDWATCH_NAMESPACE".into(), namespace.clone()));
     env.push(("DYNAMODB_RATE_LIMIT_TABLE".into(), t.rate_limits_table()));
 
-    let mut config = t.config.clone();
-    config.state_machine_arn = Some(sm_arn.clone());
-    let deps = SweepDeps {
-        tables: t.tables(),
-        sfn: t.clients.sfn.clone(),
-        cloudwatch: t.clients.cloudwatch.clone(),
-        clock: Arc::new(SystemClock),
-        settings: SweepSettings::from_config(&config).expect("settings"),
-        fault: Fault::None,
-    };
+    let deps = t.sweep_deps(&sm_arn, Arc::new(SystemClock));
 
     // Before the migration: a sweep fails, naming the fix.
     let err = sweep(&deps, SweepRequest::scheduled()).await.expect_err("no status-index");

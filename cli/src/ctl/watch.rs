@@ -10,7 +10,7 @@ use crate::local::progress::bar;
 use crate::view;
 use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::Metrics;
-use arc_shared::records::{s, Item, RunRecord, TaskRecord};
+use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::status::RunStatus;
 use arc_shared::store::Tables;
 use arc_shared::time::format_ts;
@@ -120,30 +120,13 @@ impl Snapshot {
 pub async fn snapshot(tables: &Tables, run_id: &str) -> Result<Option<Snapshot>, ArcError> {
     let Some(run) = tables.get_run(run_id).await? else { return Ok(None) };
     let mut counts = Metrics::default();
-    let mut start: Option<Item> = None;
-    loop {
-        let out = tables
-            .db
-            .query()
-            .table_name(&tables.tasks)
-            .key_condition_expression("run_id = :r")
-            .expression_attribute_values(":r", s(run_id))
-            .expression_attribute_names("#status", "status")
-            .projection_expression(PROJECTION)
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| ArcError::from_sdk("Query tasks", e))?;
-        for item in out.items.unwrap_or_default() {
+    tables
+        .for_each_task_item_projected(run_id, Some(PROJECTION), |item| {
             let t = TaskRecord::from_item(item)?;
             counts.add(&t.status, t.cost_usd, t.is_correct, (None, None));
-        }
-        match out.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
-        }
-    }
+            Ok(())
+        })
+        .await?;
     Ok(Some(Snapshot { run, counts }))
 }
 
@@ -217,6 +200,7 @@ pub async fn watch(ctx: &Ctx, run_id: &str, opts: &WatchOptions) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arc_shared::records::{s, Item};
     use arc_shared::status::TaskStatus;
 
     fn snap(status: &str, tasks: &[TaskStatus]) -> Snapshot {

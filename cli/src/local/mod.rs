@@ -25,7 +25,7 @@ use arc_shared::status::TaskStatus;
 use arc_shared::store::Clients;
 use arc_shared::time::{format_ts, Clock};
 use arc_shared::Config;
-use arc_sweeper::{SweepDeps, SweepRequest, SweepSettings};
+use arc_sweeper::{SweepDeps, SweepRequest};
 use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Parser;
 use clock::CompressedClock;
@@ -170,14 +170,7 @@ async fn lifecycle(
     let config = local_config(&res)?;
     let clock = Arc::new(CompressedClock::new());
     let env = Arc::new(Env { config: config.clone(), clients: clients.clone(), clock: clock.clone() });
-    let deps = SweepDeps {
-        tables: env.tables(),
-        sfn: clients.sfn.clone(),
-        cloudwatch: clients.cloudwatch.clone(),
-        clock: clock.clone(),
-        settings: SweepSettings::from_config(&config)?,
-        fault: arc_sweeper::Fault::None,
-    };
+    let deps = SweepDeps::from_env(&env)?;
     let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6, redeliver_rate: 0.1 };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))

@@ -125,28 +125,38 @@ impl Tables {
     }
 
     /// Every task item of a run, page by page (strongly consistent), handed to `f` raw.
-    pub async fn for_each_task_item(&self, run_id: &str, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.tasks)
-                .key_condition_expression("run_id = :r")
-                .expression_attribute_values(":r", s(run_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ArcError::from_sdk("Query tasks", e))?;
-            for item in out.items.unwrap_or_default() {
+    pub async fn for_each_task_item(&self, run_id: &str, f: impl FnMut(Item) -> Result<()>) -> Result<()> {
+        self.for_each_task_item_projected(run_id, None, f).await
+    }
+
+    /// [`Self::for_each_task_item`] reading only `projection` (which may name `#status`).
+    pub async fn for_each_task_item_projected(
+        &self,
+        run_id: &str,
+        projection: Option<&str>,
+        mut f: impl FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        let names = projection
+            .filter(|p| p.contains("#status"))
+            .map(|_| std::collections::HashMap::from([("#status".to_owned(), "status".to_owned())]));
+        let mut pages = self
+            .db
+            .query()
+            .table_name(&self.tasks)
+            .key_condition_expression("run_id = :r")
+            .expression_attribute_values(":r", s(run_id))
+            .set_expression_attribute_names(names)
+            .set_projection_expression(projection.map(str::to_owned))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ArcError::from_sdk("Query tasks", e))?;
+            for item in page.items.unwrap_or_default() {
                 f(item)?;
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(()),
-            }
         }
+        Ok(())
     }
 
     /// Every task of a run, page by page (strongly consistent), handed to `f` one record at
