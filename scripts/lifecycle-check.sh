@@ -17,7 +17,7 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 "$bin" --tasks 12 --seed 7 --failure-rate 0.6 | tee "$out"
 
-want="accounting OK: 12 tasks = 9 completed + 3 failed permanently;"
+want="accounting OK: 12 tasks = 10 completed + 2 failed permanently;"
 if ! grep -q "^$want" "$out"; then
   echo "lifecycle-check: expected a final line starting with: $want" >&2
   exit 1

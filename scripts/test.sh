@@ -17,6 +17,13 @@ cargo build --workspace --bins
 step "cargo test --workspace"
 cargo test --workspace --no-fail-fast
 
+step "reliability scenarios, quick mode (scripts/reliability.sh; RELIABILITY.md is the --full run)"
+scripts/reliability.sh --out build/reliability-quick.md
+
+step "cargo deny check licenses bans sources (deny.toml; offline)"
+scripts/install-tools.sh cargo-deny
+.tools/bin/cargo-deny --offline check --hide-inclusion-graph licenses bans sources
+
 if [ -x scripts/check-terraform.sh ]; then
   step "terraform module checks"
   # After the apply of terraform/examples/local, the handlers and the sweeper run against the

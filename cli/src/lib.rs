@@ -2,10 +2,13 @@
 //!
 //! `ctl` holds the operator commands (read the tables, sweep locally or through the deployed
 //! sweeper); `local` stands in for Step Functions and Batch on a laptop and drives the real
-//! handler and sweeper code against the local emulator. `exit`, `table` and `view` are shared.
+//! handler and sweeper code against the local emulator. `exit`, `progress`, `table` and `view`
+//! are shared; `aws` holds the calls to the services only the CLI uses.
 
+pub mod aws;
 pub mod ctl;
 pub mod exit;
 pub mod local;
+pub mod progress;
 pub mod table;
 pub mod view;

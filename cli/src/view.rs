@@ -57,6 +57,14 @@ pub fn failed_task_json(t: &TaskRecord) -> Value {
     })
 }
 
+/// The head of a run's table for people: its id, config and status (callers add rows).
+pub fn run_head(r: &RunRecord) -> Table {
+    let mut head = Table::new(["RUN", r.run_id.as_str()]);
+    head.row(["config", r.config_name.as_deref().unwrap_or("-")]);
+    head.row(["status", r.status.as_str()]);
+    head
+}
+
 /// `$1.234567` (every stored digit), or `-` when unknown.
 pub fn money(d: Option<Decimal>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("${}", d.normalize()))

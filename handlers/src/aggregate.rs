@@ -1,9 +1,8 @@
 //! aggregate — metrics of a run from its task records, a JSON report to S3, the run record
 //! updated.
 //!
-//! In: `{run_id, execution_arn?}`.
-//! Out: `{run_id, total_tasks, completed_tasks, failed_tasks, total_cost_usd, accuracy,
-//! results_s3_key}` + `correct_tasks, pending_tasks, retries_pending, failed_permanent_tasks`.
+//! In: `arc_shared::contracts::AggregateInput` (`{run_id, execution_arn?}`).
+//! Out: `AggregateOutput`; the report in S3 is `AggregateReport`.
 //!
 //! The tasks are read with a consistent, paginated query; only the compact row each task
 //! contributes to the report is kept. Cost is summed exactly. Given the run's current
@@ -13,53 +12,20 @@
 //! the answer says `superseded: true`. A CANCELLED run's tasks are never settled (its status
 //! is complete's, which leaves it CANCELLED).
 
-use arc_shared::ids::RunId;
-use arc_shared::input::parse_event;
-use arc_shared::json::decimal_to_json;
+pub use arc_shared::contracts::AggregateOutput as Output;
+use arc_shared::contracts::{AggregateInput, AggregateReport, ReportMetrics};
+use arc_shared::input::{optional_arn, parse_event};
 use arc_shared::metrics::{Metrics, TaskRow};
 use arc_shared::records::TaskRecord;
-use arc_shared::records::{decimal_attr, n, s};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
 use arc_shared::store::objects::{self, ObjectRef};
-use arc_shared::store::{conditional, SettlePolicy, Tables, UpdateExpr};
+use arc_shared::store::SettlePolicy;
 use arc_shared::time::format_ts;
 use arc_shared::{ArcError, Result};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-#[derive(Debug, Deserialize)]
-struct Input {
-    run_id: RunId,
-    #[serde(default)]
-    execution_arn: Option<String>,
-}
-
-/// Aggregate's answer (complete reads it back as its `aggregation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Output {
-    pub run_id: String,
-    pub total_tasks: u64,
-    pub completed_tasks: u64,
-    pub failed_tasks: u64,
-    #[serde(with = "arc_shared::json::decimal_number")]
-    pub total_cost_usd: Decimal,
-    pub accuracy: f64,
-    pub results_s3_key: Option<String>,
-    pub correct_tasks: u64,
-    pub pending_tasks: u64,
-    pub retries_pending: u64,
-    pub failed_permanent_tasks: u64,
-    /// Tasks left in flight by this execution and settled as failed now.
-    #[serde(default)]
-    pub settled_tasks: u64,
-    /// The execution is no longer the run's current one: nothing was written.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub superseded: bool,
-}
 
 /// Whether `execution_arn` (given) is not the run's current execution.
 pub fn superseded(run_execution: Option<&str>, execution_arn: Option<&str>) -> bool {
@@ -71,16 +37,12 @@ pub fn report_key(run_id: &str) -> String {
     format!("runs/{run_id}/results/aggregated.json")
 }
 
-pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
-    let out = aggregate(&env, event).await?;
-    serde_json::to_value(out).map_err(|e| ArcError::Conflict(format!("output not serializable: {e}")))
-}
-
-/// The typed entry point.
-pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
-    let input: Input = parse_event(event)?;
+pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
+    let env = env.as_ref();
+    let input: AggregateInput = parse_event(event)?;
     let run_id = input.run_id.as_str();
-    let execution_arn = input.execution_arn.as_deref().filter(|a| !a.is_empty());
+    let execution_arn = optional_arn("execution_arn", input.execution_arn)?;
+    let execution_arn = execution_arn.as_deref();
     let tables = env.tables();
     let run = tables.require_run(run_id).await?;
     let superseded = superseded(run.execution_arn.as_deref(), execution_arn);
@@ -143,26 +105,14 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
     let results_s3_key = match &env.config.s3_bucket {
         Some(bucket) => {
             let at = ObjectRef { bucket: bucket.clone(), key: report_key(run_id) };
-            let report = json!({
-                "run_id": run_id,
-                "config_name": run.config_name,
-                "execution_arn": execution_arn,
-                "generated_at": now,
-                "metrics": {
-                    "total_tasks": metrics.total_tasks,
-                    "completed_tasks": metrics.completed_tasks,
-                    "failed_tasks": metrics.failed_tasks,
-                    "failed_permanent_tasks": metrics.failed_permanent_tasks,
-                    "correct_tasks": metrics.correct_tasks,
-                    "pending_tasks": metrics.pending_tasks,
-                    "retries_pending": metrics.retries_pending,
-                    "total_cost_usd": decimal_to_json(metrics.total_cost_usd),
-                    "accuracy": accuracy,
-                    "total_input_tokens": metrics.total_input_tokens,
-                    "total_output_tokens": metrics.total_output_tokens,
-                },
-                "tasks": rows,
-            });
+            let report = AggregateReport {
+                run_id,
+                config_name: run.config_name.as_deref(),
+                execution_arn,
+                generated_at: &now,
+                metrics: ReportMetrics { counts: &metrics, accuracy },
+                tasks: &rows,
+            };
             objects::put_json(&env.clients.s3, &at, &report).await?;
             tracing::info!(run_id, bucket, key = at.key, "report written");
             Some(at.key)
@@ -170,22 +120,9 @@ pub async fn aggregate(env: &Env, event: Value) -> Result<Output> {
         None => None,
     };
 
-    // Every roll-up the worker adds to is written as a number (its `x = x + :v` needs them).
-    let res = UpdateExpr::new()
-        .set("completed_tasks", n(metrics.completed_tasks))
-        .set("failed_tasks", n(metrics.failed_tasks))
-        .set("total_cost_usd", decimal_attr(metrics.total_cost_usd))
-        .set("total_input_tokens", n(metrics.total_input_tokens))
-        .set("total_output_tokens", n(metrics.total_output_tokens))
-        .set("accuracy", n(accuracy))
-        .set("retries_pending", n(metrics.retries_pending))
-        .set_opt("results_s3_key", results_s3_key.as_deref().map(s))
-        .set("updated_at", s(&now))
-        .exists("run_id")
-        .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(run_id))))
-        .send()
-        .await;
-    conditional("UpdateItem runs", res)?.ok_or_else(|| ArcError::RunNotFound(run_id.to_owned()))?;
+    if !tables.record_aggregate(run_id, &metrics, results_s3_key.as_deref(), &now).await? {
+        return Err(ArcError::RunNotFound(run_id.to_owned()));
+    }
     tracing::info!(
         run_id,
         total = metrics.total_tasks,

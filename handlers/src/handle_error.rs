@@ -1,9 +1,9 @@
 //! handle-error — records a failed Batch job against its task: `FAILED` (retryable, with
 //! `next_retry_at` from the shared backoff policy) or `FAILED_PERMANENT`.
 //!
-//! In: `{run_id, task_id, error: {Error, Cause}, delivery?: {execution_arn, entered_at}}`.
-//! Out: `{run_id, task_id, status: "RETRY_SCHEDULED" | "FAILED_PERMANENT", retry_count,
-//! error_message, next_retry_at?}` (+ `job_id`, `counted`).
+//! In: `arc_shared::contracts::HandleErrorInput` (`{run_id, task_id, error: {Error, Cause},
+//! delivery?}`). Out: `HandleErrorOutput` (`status` RETRY_SCHEDULED | FAILED_PERMANENT, or
+//! COMPLETED for a late failure of a completed task).
 //!
 //! The failure model (`arc_shared::failure`): each delivery is counted once (keyed on the Batch
 //! job id, else on the state machine's delivery key); a failure the Python worker already
@@ -13,80 +13,33 @@
 //! state read; on a change the task is re-read and the decision made again.
 
 use arc_shared::backoff::due_at;
+pub use arc_shared::contracts::HandleErrorOutput as Output;
+use arc_shared::contracts::{FailureOutcome, HandleErrorInput};
 use arc_shared::failure::{
     decide_failure, parse_batch_cause, redact_cause, truncate_chars, Delivery, FailureDecision, TaskFailureState,
     MAX_ERROR_TYPE_CHARS, MESSAGE_CAUSE_CHARS,
 };
-use arc_shared::ids::{RunId, TaskId};
-use arc_shared::input::parse_event;
+use arc_shared::input::{check_len, parse_event, MAX_ARN_CHARS};
 use arc_shared::runtime::Env;
 use arc_shared::store::{FailureWrite, SeenTask, Written};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `delivery.entered_at` (`$$.State.EnteredTime`, or the job id arc-local passes) at most.
+const MAX_DELIVERY_TIME_CHARS: usize = 256;
 /// Re-reads on write conflicts before giving up.
 const MAX_ATTEMPTS: u32 = 8;
 
-#[derive(Debug, Deserialize)]
-struct Input {
-    run_id: RunId,
-    task_id: TaskId,
-    #[serde(default)]
-    error: StepFunctionsError,
-    #[serde(default)]
-    delivery: Option<DeliveryKey>,
-}
-
-/// The `{Error, Cause}` object Step Functions puts in `ResultPath`.
-#[derive(Debug, Default, Deserialize)]
-struct StepFunctionsError {
-    #[serde(rename = "Error", default)]
-    error: Option<String>,
-    #[serde(rename = "Cause", default)]
-    cause: Option<Value>,
-}
-
-/// Where the state machine delivered this failure from (`$$.Execution.Id`,
-/// `$$.State.EnteredTime`): the same across HandleError's own retries.
-#[derive(Debug, Deserialize)]
-struct DeliveryKey {
-    execution_arn: String,
-    entered_at: String,
-}
-
-/// handle-error's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Output {
-    pub run_id: String,
-    pub task_id: String,
-    /// `RETRY_SCHEDULED`, `FAILED_PERMANENT`, or `COMPLETED` for a late failure of a
-    /// completed task.
-    pub status: String,
-    pub retry_count: u32,
-    pub error_message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_retry_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
-    /// This delivery added one to `retry_count`.
-    pub counted: bool,
-}
-
-const RETRY_SCHEDULED: &str = "RETRY_SCHEDULED";
-const FAILED_PERMANENT: &str = "FAILED_PERMANENT";
-
-pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
-    let out = record(&env, event).await?;
-    serde_json::to_value(out).map_err(|e| ArcError::Conflict(format!("output not serializable: {e}")))
-}
-
-/// The typed entry point (the runtime adapter above serializes it).
-pub async fn record(env: &Env, event: Value) -> Result<Output> {
-    let input: Input = parse_event(event)?;
+pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
+    let input: HandleErrorInput = parse_event(event)?;
+    if let Some(d) = &input.delivery {
+        // Stored as the failure key (`sfn:<execution>#<entered time>`): bounded like any ARN.
+        check_len("delivery.execution_arn", &d.execution_arn, MAX_ARN_CHARS)?;
+        check_len("delivery.entered_at", &d.entered_at, MAX_DELIVERY_TIME_CHARS)?;
+    }
     let error_type = input
         .error
         .error
@@ -110,10 +63,10 @@ pub async fn record(env: &Env, event: Value) -> Result<Output> {
     let error_message = format!("{error_type}: {}", truncate_chars(&cause, MESSAGE_CAUSE_CHARS));
     let tables = env.tables();
     let (run_id, task_id) = (input.run_id.as_str(), input.task_id.as_str());
-    let answer = |status: &str, retry_count: u32, next_retry_at: Option<String>, counted: bool| Output {
+    let answer = |status: FailureOutcome, retry_count: u32, next_retry_at: Option<String>, counted: bool| Output {
         run_id: run_id.to_owned(),
         task_id: task_id.to_owned(),
-        status: status.to_owned(),
+        status,
         retry_count,
         error_message: error_message.clone(),
         next_retry_at,
@@ -135,12 +88,12 @@ pub async fn record(env: &Env, event: Value) -> Result<Output> {
         let rec = match decide_failure(&state, &delivery, env.config.max_retries, &env.config.non_retryable_errors) {
             FailureDecision::AlreadyCounted { permanent, retry_count } => {
                 tracing::info!(run_id, task_id, job_id, retry_count, "failure already recorded: nothing changed");
-                let status = if permanent { FAILED_PERMANENT } else { RETRY_SCHEDULED };
+                let status = if permanent { FailureOutcome::FailedPermanent } else { FailureOutcome::RetryScheduled };
                 return Ok(answer(status, retry_count, task.next_retry_at, false));
             }
             FailureDecision::TaskCompleted => {
                 tracing::warn!(run_id, task_id, job_id, "failure delivered for a COMPLETED task: left completed");
-                return Ok(answer("COMPLETED", task.retry_count, None, false));
+                return Ok(answer(FailureOutcome::Completed, task.retry_count, None, false));
             }
             FailureDecision::Record(rec) => rec,
         };
@@ -184,19 +137,19 @@ pub async fn record(env: &Env, event: Value) -> Result<Output> {
                 continue;
             }
         }
-        let status = if rec.permanent { FAILED_PERMANENT } else { RETRY_SCHEDULED };
+        let outcome = if rec.permanent { FailureOutcome::FailedPermanent } else { FailureOutcome::RetryScheduled };
         tracing::info!(
             run_id,
             task_id,
             job_id,
             retry_count = rec.retry_count,
-            status,
+            status = outcome.as_str(),
             counted = rec.counted,
             error_type,
             exit_code = batch.as_ref().and_then(|b| b.exit_code),
             "failure recorded"
         );
-        return Ok(answer(status, rec.retry_count, next_retry_at, rec.counted));
+        return Ok(answer(outcome, rec.retry_count, next_retry_at, rec.counted));
     }
     Err(ArcError::DependencyUnavailable {
         operation: "record failure".to_owned(),

@@ -1,31 +1,28 @@
 //! initialize — creates the run and its PENDING task records, or, for a retry execution,
 //! re-opens the listed tasks.
 //!
-//! In (new run): `{config_name, task_ids | task_ids_s3, data_source?="evaluation",
-//! triggered_by?="unknown", commit_sha?="", execution_arn?, execution_start_time?}`
-//! (`task_ids_s3` = `s3://bucket/key` of a JSON array of ids, for lists too large for the
-//! 256 KiB execution input).
-//! In (retry): `{run_id, task_ids, config_name, retry: true, execution_arn?}`.
-//! Out: `{run_id, task_ids, config_name, total_tasks}` (+ `items` = the Map's item list in
-//! S3 when `S3_BUCKET` is set; `retry`, `skipped` for retries). `task_ids` is left out when
-//! its JSON exceeds [`MAX_INLINE_IDS_BYTES`] (the Map reads `items` instead).
+//! In: `arc_shared::contracts::NewRunInput` (`task_ids_s3` = `s3://bucket/key` of a JSON
+//! array of ids, for lists too large for the 256 KiB execution input), or `InitializeRetryInput` when
+//! `retry` is `true`. Out: `InitializeOutput` (`items` = the Map's item list in S3 when
+//! `S3_BUCKET` is set; `task_ids` left out when its JSON exceeds [`MAX_INLINE_IDS_BYTES`]).
 //!
 //! Given the execution, the run id is derived from it, so a repeated Initialize of one
 //! execution yields the same run with all its tasks, not a second run. The run item carries
 //! every roll-up the Python worker's arithmetic touches (`RUN_ROLLUPS`), as numbers.
 
+pub use arc_shared::contracts::InitializeOutput as Output;
+use arc_shared::contracts::{InitializeRetryInput, NewRunInput, Skipped};
 use arc_shared::ids::{ConfigName, RunId, TaskId};
-use arc_shared::input::parse_event;
-use arc_shared::records::{n, s, Item, RunRecord, RUN_ROLLUPS};
+use arc_shared::input::{optional_arn, parse_event};
+use arc_shared::records::RunRecord;
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
 use arc_shared::store::objects::{self, ObjectRef};
-use arc_shared::store::{batch_put, conditional, Tables, UpdateExpr};
+use arc_shared::store::{NewRun as NewRunItem, Tables};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -43,100 +40,60 @@ pub const MAX_TEXT_CHARS: usize = 256;
 /// `commit_sha`: a SHA-1 or SHA-256 in hex, or a short ref.
 pub const MAX_COMMIT_SHA_CHARS: usize = 64;
 
-#[derive(Debug, Deserialize)]
-struct Input {
-    config_name: Option<String>,
-    task_ids: Option<Vec<String>>,
-    task_ids_s3: Option<String>,
-    data_source: Option<String>,
-    triggered_by: Option<String>,
-    commit_sha: Option<String>,
-    execution_arn: Option<String>,
-    execution_start_time: Option<String>,
-    run_id: Option<String>,
-    #[serde(default)]
-    retry: bool,
+/// The entry point: a retry when the event says `retry: true`, else a new run.
+pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
+    match event.get("retry") {
+        Some(Value::Bool(true)) => {
+            let input: InitializeRetryInput = parse_event(event)?;
+            let config_name = parse_config_name(Some(&input.config_name))?;
+            let task_ids = parse_task_ids(Some(&input.task_ids))?;
+            let run_id = RunId::parse(input.run_id).map_err(|e| ArcError::invalid("run_id", e.0))?;
+            let execution_arn = optional_arn("execution_arn", input.execution_arn)?;
+            Box::pin(reopen(&env, run_id, config_name, task_ids, execution_arn)).await
+        }
+        None | Some(Value::Bool(false)) | Some(Value::Null) => {
+            let input: NewRunInput = parse_event(event)?;
+            Box::pin(create(&env, new_run(&env, input).await?)).await
+        }
+        Some(other) => Err(ArcError::invalid("retry", format!("must be true or false, got {other}"))),
+    }
 }
 
-/// Initialize's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Output {
-    pub run_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_ids: Option<Vec<String>>,
-    pub config_name: String,
-    pub total_tasks: u64,
-    /// The ids this execution's Map processes, as a JSON array in the results bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<ObjectRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<Vec<Skipped>>,
-}
-
-/// A task a retry did not re-open, and its status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    pub task_id: String,
-    pub status: String,
-}
-
-pub async fn handle(env: Arc<Env>, event: Value) -> Result<Value> {
-    let out = initialize(&env, event).await?;
-    serde_json::to_value(out).map_err(|e| ArcError::Conflict(format!("output not serializable: {e}")))
-}
-
-/// The typed entry point.
-pub async fn initialize(env: &Env, event: Value) -> Result<Output> {
-    let input: Input = parse_event(event)?;
-    let config_name = parse_config_name(input.config_name.as_deref())?;
-    let execution_arn = input.execution_arn.filter(|a| !a.is_empty());
-    if input.retry {
-        let task_ids = parse_task_ids(input.task_ids.as_deref())?;
-        let run_id = match input.run_id.as_deref() {
-            Some(r) => RunId::parse(r).map_err(|e| ArcError::invalid("run_id", e.0))?,
-            None => return Err(ArcError::invalid("run_id", "a retry needs the run_id of an existing run")),
-        };
-        Box::pin(reopen(env, run_id, config_name, task_ids, execution_arn)).await
-    } else {
-        let (ids, from_s3) = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
-            (Some(_), Some(_)) => {
-                return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both"))
-            }
-            (None, Some(uri)) => {
-                let at = ObjectRef::parse_uri(&uri).ok_or_else(|| {
-                    ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI"))
-                })?;
-                (Some(objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?), true)
-            }
-            (ids, None) => (ids, false),
-        };
-        let fields = validate_new_run(
-            Some(config_name.as_str()),
-            ids.as_deref(),
-            input.data_source,
-            input.triggered_by,
-            input.commit_sha,
-        )
-        .map_err(|e| if from_s3 { rename_field(e, "task_ids", "task_ids_s3") } else { e })?;
-        let start_time = match input.execution_start_time.as_deref() {
+/// A new run's event, validated (the id list read from S3 when given there).
+async fn new_run(env: &Env, input: NewRunInput) -> Result<NewRun> {
+    let (ids, from_s3) = match (input.task_ids, input.task_ids_s3.filter(|u| !u.is_empty())) {
+        (Some(_), Some(_)) => return Err(ArcError::invalid("task_ids_s3", "give task_ids or task_ids_s3, not both")),
+        (None, Some(uri)) => {
+            let at = ObjectRef::parse_uri(&uri)
+                .ok_or_else(|| ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI")))?;
+            (Some(objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?), true)
+        }
+        (ids, None) => (ids, false),
+    };
+    let fields = validate_new_run(
+        Some(input.config_name.as_str()),
+        ids.as_deref(),
+        input.data_source,
+        input.triggered_by,
+        input.commit_sha,
+    )
+    .map_err(|e| if from_s3 { rename_field(e, "task_ids", "task_ids_s3") } else { e })?;
+    let start_time =
+        match input.execution_start_time.as_deref() {
             Some(t) => Some(parse_ts(t).ok_or_else(|| {
                 ArcError::invalid("execution_start_time", format!("{t:?} is not an RFC 3339 timestamp"))
             })?),
             None => None,
         };
-        let new = NewRun {
-            config_name: fields.config_name,
-            task_ids: fields.task_ids,
-            data_source: fields.data_source,
-            triggered_by: fields.triggered_by,
-            commit_sha: fields.commit_sha,
-            execution_arn,
-            start_time,
-        };
-        Box::pin(create(env, new)).await
-    }
+    Ok(NewRun {
+        config_name: fields.config_name,
+        task_ids: fields.task_ids,
+        data_source: fields.data_source,
+        triggered_by: fields.triggered_by,
+        commit_sha: fields.commit_sha,
+        execution_arn: optional_arn("execution_arn", input.execution_arn)?,
+        start_time,
+    })
 }
 
 /// A new run's fields, validated.
@@ -270,65 +227,31 @@ async fn create(env: &Env, new: NewRun) -> Result<Output> {
     let run_id = derive_run_id(&new.config_name, new.execution_arn.as_deref(), new.start_time.unwrap_or(now));
     let tables = env.tables();
     let ts = format_ts(now);
-    let mut run: Item = HashMap::from([
-        ("run_id".to_owned(), s(&run_id)),
-        ("config_name".to_owned(), s(new.config_name.as_str())),
-        ("data_source".to_owned(), s(&new.data_source)),
-        ("status".to_owned(), s(RunStatus::Running.as_str())),
-        ("created_at".to_owned(), s(&ts)),
-        ("updated_at".to_owned(), s(&ts)),
-        ("triggered_by".to_owned(), s(&new.triggered_by)),
-        ("commit_sha".to_owned(), s(&new.commit_sha)),
-        ("total_tasks".to_owned(), n(new.task_ids.len())),
-        ("retry_generation".to_owned(), n(0)),
-    ]);
-    for rollup in RUN_ROLLUPS {
-        run.insert(rollup.to_owned(), n(0));
-    }
-    if let Some(arn) = &new.execution_arn {
-        run.insert("execution_arn".to_owned(), s(arn));
-    }
-    let put = tables
-        .db
-        .put_item()
-        .table_name(&tables.runs)
-        .set_item(Some(run))
-        .condition_expression("attribute_not_exists(#run_id)")
-        .expression_attribute_names("#run_id", "run_id")
-        .send()
-        .await;
-    let existing_ids: HashSet<String> = match put {
-        Ok(_) => HashSet::new(),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-            let existing = tables.require_run(&run_id).await?;
-            if new.execution_arn.is_none() || existing.execution_arn != new.execution_arn {
-                return Err(ArcError::Conflict(format!("run {run_id} already exists for another execution")));
-            }
-            if existing.status == RunStatus::Cancelled {
-                return Err(ArcError::run_cancelled(&run_id));
-            }
-            tracing::info!(run_id, "repeated Initialize of the same execution: completing the existing run");
-            existing_task_ids(&tables, &run_id).await?
-        }
-        Err(e) => return Err(ArcError::from_sdk("PutItem runs", e)),
+    let item = NewRunItem {
+        run_id: &run_id,
+        config_name: new.config_name.as_str(),
+        data_source: &new.data_source,
+        triggered_by: &new.triggered_by,
+        commit_sha: &new.commit_sha,
+        total_tasks: new.task_ids.len(),
+        execution_arn: new.execution_arn.as_deref(),
+        now: &ts,
     };
-    let items: Vec<Item> = new
-        .task_ids
-        .iter()
-        .filter(|t| !existing_ids.contains(t.as_str()))
-        .map(|t| {
-            HashMap::from([
-                ("run_id".to_owned(), s(&run_id)),
-                ("task_id".to_owned(), s(t.as_str())),
-                ("status".to_owned(), s(TaskStatus::Pending.as_str())),
-                ("created_at".to_owned(), s(&ts)),
-                ("updated_at".to_owned(), s(&ts)),
-                ("retry_count".to_owned(), n(0)),
-            ])
-        })
-        .collect();
-    let written = items.len();
-    batch_put(&tables.db, &tables.tasks, items).await?;
+    let existing_ids: HashSet<String> = if tables.create_run(&item).await? {
+        HashSet::new()
+    } else {
+        let existing = tables.require_run(&run_id).await?;
+        if new.execution_arn.is_none() || existing.execution_arn != new.execution_arn {
+            return Err(ArcError::Conflict(format!("run {run_id} already exists for another execution")));
+        }
+        if existing.status == RunStatus::Cancelled {
+            return Err(ArcError::run_cancelled(&run_id));
+        }
+        tracing::info!(run_id, "repeated Initialize of the same execution: completing the existing run");
+        existing_task_ids(&tables, &run_id).await?
+    };
+    let missing = new.task_ids.iter().map(|t| t.as_str()).filter(|t| !existing_ids.contains(*t));
+    let written = tables.put_pending_tasks(&run_id, missing, &ts).await?;
     let ids: Vec<String> = new.task_ids.iter().map(|t| t.as_str().to_owned()).collect();
     let items = write_items(env, &run_id, new.execution_arn.as_deref(), &ids).await?;
     tracing::info!(run_id, config_name = %new.config_name, total_tasks = ids.len(), written, "run initialized");
@@ -404,26 +327,21 @@ async fn reopen(
                 TaskStatus::Failed | TaskStatus::RetryQueued => {}
                 other => return Ok(Reopen::Skipped { task_id: task.task_id, status: other.to_string() }),
             }
-            let update = UpdateExpr::new()
-                .set("status", s(TaskStatus::Pending.as_str()))
-                .set("updated_at", s(&now))
-                .set_opt("retry_execution", execution_name.as_deref().map(s))
-                .remove("next_retry_at")
-                .expect_eq("status", s(task.status.as_str()))
-                .expect_count("retry_count", u64::from(task.retry_count));
-            let res = update
-                .apply(
-                    tables
-                        .db
-                        .update_item()
-                        .table_name(&tables.tasks)
-                        .set_key(Some(Tables::task_key(rid, &task.task_id))),
-                )
-                .send()
-                .await;
-            match conditional("UpdateItem tasks", res)? {
-                Some(_) => Ok(Reopen::Reopened(task.task_id)),
-                None => Ok(Reopen::Skipped { task_id: task.task_id, status: "changed concurrently".to_owned() }),
+            if tables.reopen_task(&task, execution_name.as_deref(), &now).await? {
+                return Ok(Reopen::Reopened(task.task_id));
+            }
+            // The condition failed: someone changed the task, or the write was ours and only its
+            // answer was lost (the SDK's retry then finds the task already re-opened by us).
+            match tables.get_task(rid, &task.task_id).await? {
+                Some(now)
+                    if execution_name.is_some()
+                        && now.status == TaskStatus::Pending
+                        && now.retry_execution == execution_name
+                        && now.retry_count == task.retry_count =>
+                {
+                    Ok(Reopen::Reopened(task.task_id))
+                }
+                _ => Ok(Reopen::Skipped { task_id: task.task_id, status: "changed concurrently".to_owned() }),
             }
         }
     }))
@@ -455,21 +373,10 @@ async fn reopen(
     })
 }
 
-/// The run is RUNNING with this execution; a legacy run (created by the Python set) gets the
-/// roll-ups the worker's completion adds to, so that completing a retried task works. Never
-/// a CANCELLED run (cancelled since it was read): that is the `Conflict` naming resume.
+/// The run is RUNNING with this execution (a legacy run gets the worker's roll-ups). Never a
+/// CANCELLED run (cancelled since it was read): that is the `Conflict` naming resume.
 async fn mark_running(tables: &Tables, run: &RunRecord, execution_arn: Option<&str>, now: &str) -> Result<()> {
-    let update = RUN_ROLLUPS.iter().fold(UpdateExpr::new(), |u, r| u.set_if_missing(r, n(0)));
-    let res = update
-        .set("status", s(RunStatus::Running.as_str()))
-        .set("updated_at", s(now))
-        .set_opt("execution_arn", execution_arn.map(s))
-        .exists("run_id")
-        .expect_missing_or_ne("status", s(RunStatus::Cancelled.as_str()))
-        .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(&run.run_id))))
-        .send()
-        .await;
-    if conditional("UpdateItem runs", res)?.is_none() {
+    if !tables.mark_running(&run.run_id, execution_arn, now).await? {
         return Err(match tables.get_run(&run.run_id).await? {
             Some(current) if current.status == RunStatus::Cancelled => ArcError::run_cancelled(&run.run_id),
             _ => ArcError::RunNotFound(run.run_id.clone()),

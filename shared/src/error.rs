@@ -34,8 +34,14 @@ pub enum ArcError {
 }
 
 impl ArcError {
+    /// A bad event. The field and the message are bounded ([`MAX_FIELD_CHARS`],
+    /// [`MAX_MESSAGE_CHARS`]): serde quotes the offending value or key in full, and a 1 MB
+    /// string must not come back as a 1 MB error, nor be logged whole.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidInput { field: field.into(), message: message.into() }
+        Self::InvalidInput {
+            field: bounded(field.into(), MAX_FIELD_CHARS),
+            message: bounded(message.into(), MAX_MESSAGE_CHARS),
+        }
     }
 
     pub fn task_not_found(run_id: impl Into<String>, task_id: impl Into<String>) -> Self {
@@ -66,7 +72,8 @@ impl ArcError {
     /// list of codes: timeouts, connection failures, unreadable responses, HTTP 5xx and 429
     /// from any service, and the error codes the AWS SDK itself classifies as throttling or
     /// transient (`aws_runtime::retries::classifiers`) are `DependencyUnavailable`
-    /// (retryable); everything else is `AwsRequestFailed`.
+    /// (retryable), as is DynamoDB's `TransactionConflictException` (the item is part of a
+    /// transaction in progress: nothing was written); everything else is `AwsRequestFailed`.
     pub fn from_sdk<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -76,7 +83,11 @@ impl ArcError {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(se) => {
                 let status = se.raw().status().as_u16();
-                status >= 500 || status == 429 || is_retryable_code(se.err().code())
+                status >= 500
+                    || status == 429
+                    || is_retryable_code(se.err().code())
+                    // A write to an item that a transaction holds: nothing was written.
+                    || se.err().code() == Some("TransactionConflictException")
             }
             _ => false,
         };
@@ -123,6 +134,19 @@ impl From<ArcError> for Diagnostic {
 
 pub type Result<T, E = ArcError> = std::result::Result<T, E>;
 
+/// `InvalidInput`'s field path is kept to this many characters.
+pub const MAX_FIELD_CHARS: usize = 256;
+/// `InvalidInput`'s message is kept to this many characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `s` cut to `max` characters (on a character boundary), marked with `…` when cut.
+fn bounded(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((idx, _)) => format!("{}…", &s[..idx]),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +165,17 @@ mod tests {
         let d: Diagnostic = ArcError::run_cancelled("run-a").into();
         assert_eq!(d.error_type, "Conflict");
         assert_eq!(d.error_message, "conflict: run run-a is CANCELLED; `arcctl runs resume run-a` first");
+    }
+
+    #[test]
+    fn invalid_input_is_bounded_whatever_the_value_quoted() {
+        let e = ArcError::invalid("k".repeat(10_000), format!("bad value {:?}", "é".repeat(1_000_000)));
+        let ArcError::InvalidInput { field, message } = &e else { panic!("{e:?}") };
+        assert_eq!(field.chars().count(), MAX_FIELD_CHARS + 1);
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(message.starts_with("bad value \"éé") && message.ends_with('…'), "{message}");
+        let short = ArcError::invalid("task_ids", "must not be empty");
+        assert_eq!(short.to_string(), "task_ids: must not be empty");
     }
 
     #[test]
@@ -170,6 +205,8 @@ mod tests {
         assert_eq!(s3_error(400, "SlowDown").error_type(), "DependencyUnavailable");
         assert_eq!(s3_error(403, "AccessDenied").error_type(), "AwsRequestFailed");
         assert_eq!(s3_error(404, "NoSuchBucket").error_type(), "AwsRequestFailed");
+        // DynamoDB's answer to a write on an item a transaction holds (docs/ARCHITECTURE.md).
+        assert_eq!(s3_error(400, "TransactionConflictException").error_type(), "DependencyUnavailable");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod contracts;
 pub mod error;
 pub mod failure;
 pub mod ids;

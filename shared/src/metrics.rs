@@ -32,7 +32,7 @@ pub struct Metrics {
     pub pending_tasks: u64,
     /// FAILED (retryable) + RETRY_QUEUED: work the sweeper will still do.
     pub retries_pending: u64,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(with = "crate::json::decimal_number")]
     pub total_cost_usd: Decimal,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
@@ -83,6 +83,17 @@ impl Metrics {
             0.0
         } else {
             self.correct_tasks as f64 / self.completed_tasks as f64
+        }
+    }
+
+    /// The run's five headline figures.
+    pub fn figures(&self) -> crate::contracts::RunFigures {
+        crate::contracts::RunFigures {
+            total_tasks: self.total_tasks,
+            completed_tasks: self.completed_tasks,
+            failed_tasks: self.failed_tasks,
+            accuracy: self.accuracy(),
+            total_cost_usd: self.total_cost_usd,
         }
     }
 }

@@ -128,8 +128,7 @@ impl TaskRecord {
     pub fn from_item(mut item: Item) -> Result<Self, ArcError> {
         let key = item_key(&item, &["run_id", "task_id"]);
         let cost = take_decimal(&mut item, "cost_usd", &key)?;
-        let mut rec: TaskRecord =
-            serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        let mut rec: TaskRecord = from_dynamo(item, key)?;
         rec.cost_usd = cost;
         Ok(rec)
     }
@@ -140,12 +139,28 @@ impl RunRecord {
         let key = item_key(&item, &["run_id"]);
         let cost = take_decimal(&mut item, "total_cost_usd", &key)?;
         let published_cost = take_decimal(&mut item, "published_cost_usd", &key)?;
-        let mut rec: RunRecord =
-            serde_dynamo::from_item(item).map_err(|e| ArcError::CorruptItem { key, message: e.to_string() })?;
+        let mut rec: RunRecord = from_dynamo(item, key)?;
         rec.total_cost_usd = cost;
         rec.published_cost_usd = published_cost;
         Ok(rec)
     }
+}
+
+/// Reads `item` as a record; an attribute that cannot be read is a `CorruptItem` naming the
+/// item (`key`) and the attribute.
+fn from_dynamo<T: serde::de::DeserializeOwned>(item: Item, key: String) -> Result<T, ArcError> {
+    let item: serde_dynamo::Item = item.into();
+    let de = serde_dynamo::Deserializer::from_attribute_value(serde_dynamo::AttributeValue::M(item.into()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = match inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            Some(missing) => format!("{missing} is missing"),
+            None if path == "." => inner,
+            None => format!("{path}: {inner}"),
+        };
+        ArcError::CorruptItem { key, message }
+    })
 }
 
 fn item_key(item: &Item, names: &[&str]) -> String {
@@ -329,6 +344,37 @@ mod tests {
         let e = TaskRecord::from_item(item(vec![("run_id", s("r")), ("task_id", s("t")), ("cost_usd", s("lots"))]))
             .unwrap_err();
         assert!(matches!(e, ArcError::CorruptItem { ref key, .. } if key == "r/t"), "{e:?}");
+    }
+
+    #[test]
+    fn a_wrong_typed_attribute_is_a_corrupt_item_naming_item_and_attribute() {
+        let cases = vec![
+            (vec![("retry_count", s("lots"))], "retry_count"),
+            (vec![("retry_count", n("-1"))], "retry_count"),
+            (vec![("status", n("5"))], "status"),
+            (vec![("updated_at", AttributeValue::Bool(true))], "updated_at"),
+            (vec![("last_error_at", AttributeValue::L(vec![]))], "last_error_at"),
+            (vec![("cost_usd", AttributeValue::Bool(false))], "cost_usd"),
+        ];
+        for (attrs, attr) in cases {
+            let mut it = item(vec![("run_id", s("r")), ("task_id", s("t"))]);
+            it.extend(attrs.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            match TaskRecord::from_item(it) {
+                Err(ArcError::CorruptItem { key, message }) => {
+                    assert_eq!(key, "r/t");
+                    assert!(message.starts_with(attr), "{attr}: {message}");
+                }
+                other => panic!("{attr}: {other:?}"),
+            }
+        }
+        match RunRecord::from_item(item(vec![("run_id", s("r")), ("total_tasks", s("many"))])) {
+            Err(e @ ArcError::CorruptItem { .. }) => assert!(e.to_string().contains("r: total_tasks"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        match TaskRecord::from_item(item(vec![("task_id", s("t"))])) {
+            Err(e @ ArcError::CorruptItem { .. }) => assert!(e.to_string().contains("run_id is missing"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,18 +2,16 @@
 //! elapsed, claims each run (one sweeper wins), moves its due tasks FAILED → RETRY_QUEUED and
 //! starts one retry execution per run; repairs what a crashed sweep or an ended execution
 //! left behind. The Lambda (`main.rs`), the tests and an operator CLI all call [`sweep`].
+//! Every AWS call goes through `arc_shared::store` (`retries`, `executions`, `metrics`).
 
-pub mod executions;
-pub mod find;
 pub mod plan;
 mod repair;
 pub mod request;
 mod retry;
 pub mod summary;
 mod sweep;
-pub mod writes;
 
-pub use request::{parse_request, SweepRequest, Trigger};
+pub use request::{manual_request, parse_request, SweepRequest, Trigger};
 pub use summary::SweepSummary;
 pub use sweep::sweep;
 
@@ -64,16 +62,6 @@ impl SweepSettings {
     }
 }
 
-/// Test-only fault injection: where a sweep "dies".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fault {
-    #[default]
-    None,
-    /// Return an error after claiming a run and re-queuing its tasks, before StartExecution
-    /// (a Lambda killed there).
-    CrashBeforeStart,
-}
-
 /// Everything a sweep needs besides its request.
 #[derive(Clone)]
 pub struct SweepDeps {
@@ -82,7 +70,6 @@ pub struct SweepDeps {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub clock: Arc<dyn Clock>,
     pub settings: SweepSettings,
-    pub fault: Fault,
 }
 
 impl SweepDeps {
@@ -94,7 +81,6 @@ impl SweepDeps {
             cloudwatch: env.clients.cloudwatch.clone(),
             clock: env.clock.clone(),
             settings: SweepSettings::from_config(&env.config)?,
-            fault: Fault::None,
         })
     }
 }

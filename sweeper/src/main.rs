@@ -12,9 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     arc_shared::runtime::run("sweeper", |env, event| async move {
         let request = parse_request(event)?;
         let deps = SweepDeps::from_env(&env)?;
-        let summary = Box::pin(sweep(&deps, request)).await?;
-        serde_json::to_value(&summary)
-            .map_err(|e| arc_shared::ArcError::Conflict(format!("summary not serializable: {e}")))
+        Box::pin(sweep(&deps, request)).await
     })
     .await
 }

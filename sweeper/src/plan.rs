@@ -7,7 +7,6 @@ use arc_shared::config::BackoffConfig;
 use arc_shared::records::TaskRecord;
 use arc_shared::time::{format_ts, parse_ts};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -37,33 +36,7 @@ impl FailedTask {
     }
 }
 
-/// Why a task was not re-queued by this sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeferReason {
-    /// Its backoff has not elapsed.
-    NotYetDue,
-    /// The sweep's task budget (`SWEEPER_MAX_TASKS` / `max_tasks`) was used up.
-    MaxTasks,
-    /// The run's execution input would exceed 256 KiB.
-    InputSize,
-    /// The failure is older than `SWEEPER_MAX_AGE_HOURS`: left for an operator (a manual
-    /// request for the run retries it).
-    TooOld,
-    /// The task id is not one Initialize accepts: a retry execution would be rejected.
-    InvalidId,
-}
-
-/// A task left FAILED for a later sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Deferred {
-    pub run_id: String,
-    pub task_id: String,
-    pub retry_count: u32,
-    /// When it is (or was) due, RFC 3339; `null` when it has no usable timestamp.
-    pub due_at: Option<String>,
-    pub reason: DeferReason,
-}
+pub use arc_shared::contracts::{DeferReason, Deferred};
 
 /// A due task, with its due time for ordering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,35 +177,8 @@ pub fn fit(mut candidates: Vec<Candidate>, max_tasks: usize) -> (Vec<Batch>, Vec
     (batches, rest)
 }
 
-/// The input of a retry execution (what Initialize's retry mode takes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct RetryInput {
-    pub run_id: String,
-    pub config_name: String,
-    pub task_ids: Vec<String>,
-    pub retry: bool,
-    pub triggered_by: String,
-}
-
-impl RetryInput {
-    /// The input for `task_ids` (sorted, so that the same tasks always give the same bytes
-    /// and StartExecution of the same name stays idempotent).
-    pub fn new(run_id: &str, config_name: &str, mut task_ids: Vec<String>) -> Self {
-        task_ids.sort();
-        task_ids.dedup();
-        Self {
-            run_id: run_id.to_owned(),
-            config_name: config_name.to_owned(),
-            task_ids,
-            retry: true,
-            triggered_by: "sweeper".to_owned(),
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
+/// The retry execution's input: one type, in the contracts module.
+pub use arc_shared::contracts::RetryInput;
 
 /// Bytes of a JSON string literal holding `s`.
 fn json_str_len(s: &str) -> usize {
@@ -254,16 +200,6 @@ pub fn input_size(run_id: &str, config_name: &str, task_ids: &[&str]) -> usize {
 pub fn execution_name(run_id: &str, generation: u64) -> String {
     let digest = hex::encode(Sha256::digest(run_id.as_bytes()));
     format!("retry-{}-g{generation}", &digest[..16])
-}
-
-/// The ARN of execution `name` of `state_machine_arn`.
-pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
-    format!("{}:{name}", state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
-}
-
-/// The execution name at the end of an execution ARN.
-pub fn name_of_arn(arn: &str) -> &str {
-    arn.rsplit(':').next().unwrap_or(arn)
 }
 
 #[cfg(test)]
@@ -415,16 +351,13 @@ mod tests {
     }
 
     #[test]
-    fn names_and_arns() {
+    fn execution_names() {
         let n = execution_name("run-cfg-20261126-120000-deadbeef", 3);
         assert!(n.starts_with("retry-") && n.ends_with("-g3"), "{n}");
         assert_eq!(n.len(), "retry-".len() + 16 + 3);
         assert_eq!(n, execution_name("run-cfg-20261126-120000-deadbeef", 3));
         assert_ne!(n, execution_name("run-cfg-20261126-120000-deadbeee", 3));
         assert!(execution_name(&"r".repeat(256), u64::MAX).len() <= 80);
-        let arn = execution_arn("arn:aws:states:us-east-1:123456789012:stateMachine:arc", &n);
-        assert_eq!(arn, format!("arn:aws:states:us-east-1:123456789012:execution:arc:{n}"));
-        assert_eq!(name_of_arn(&arn), n);
     }
 
     #[test]

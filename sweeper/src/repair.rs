@@ -2,29 +2,35 @@
 //! name, same input) or ended (back to FAILED), and RUNNING runs whose execution ended
 //! (their in-flight tasks are settled with `ExecutionEnded`, the run status is recomputed).
 //! Never a CANCELLED run: an operator stopped it for good, its tasks stay as they are.
+//! Each repair returns what it did ([`RunOutcome`]); `sweep.rs` folds it into the summary.
 
-use crate::executions::{self, ExecState};
-use crate::find;
-use crate::plan::{execution_arn, name_of_arn};
-use crate::summary::Repair;
+use crate::retry::ToStart;
+use crate::summary::{Event, ExecutionStatus, Repair, RepairAction, RunOutcome, StartReason};
 use crate::sweep::Sweep;
-use crate::writes;
 use arc_shared::failure::settle_in_flight;
 use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::executions::{self, execution_arn, name_of_arn, ExecState};
 use arc_shared::store::SettlePolicy;
 use arc_shared::time::parse_ts;
 use arc_shared::ArcError;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
-
-/// Task writes in flight at once.
-pub(crate) const WRITE_CONCURRENCY: usize = 16;
 
 impl Sweep<'_> {
     /// Repairs one run, given its RETRY_QUEUED tasks found by this sweep.
-    pub(crate) async fn repair_run(&mut self, run_id: &str, queued: Vec<TaskRecord>) -> Result<(), ArcError> {
+    pub(crate) async fn repair_run(&self, run_id: &str, queued: Vec<TaskRecord>) -> RunOutcome {
+        let mut out = RunOutcome::default();
+        let result = self.repair_run_into(run_id, queued, &mut out).await;
+        out.ended(result)
+    }
+
+    async fn repair_run_into(
+        &self,
+        run_id: &str,
+        queued: Vec<TaskRecord>,
+        out: &mut RunOutcome,
+    ) -> Result<(), ArcError> {
         let run = match self.runs.get(run_id) {
             Some(Some(run)) => run.clone(),
             Some(None) => {
@@ -62,7 +68,7 @@ impl Sweep<'_> {
             by_name.entry(t.retry_execution.clone()).or_default().push(t);
         }
         for (name, tasks) in by_name {
-            self.repair_stray_queue(&run, name, tasks).await?;
+            self.repair_stray_queue(&run, name, tasks, out).await?;
         }
 
         if run.status != RunStatus::Running {
@@ -78,14 +84,14 @@ impl Sweep<'_> {
                 tracing::debug!(run_id, execution_arn = %arn, "run's execution is live");
                 Ok(())
             }
-            ExecState::Ended(status) => self.end_run(&run, &arn, &status).await,
+            ExecState::Ended(status) => self.end_run(run_id, &arn, ExecutionStatus::Ended(status), out).await,
             ExecState::Missing => {
                 let claimed_at = run.updated_at.as_deref().and_then(parse_ts);
                 if claimed_at.is_some_and(|t| t > self.now - self.deps.settings.repair_grace) {
                     tracing::info!(run_id, execution_arn = %arn, "execution not started yet, claim is recent: left to its sweeper");
                     return Ok(());
                 }
-                let partition = self.partition(run_id).await?;
+                let partition = self.partition(run_id, out).await?;
                 let name = name_of_arn(&arn).to_owned();
                 let mine: Vec<String> = partition
                     .iter()
@@ -95,11 +101,19 @@ impl Sweep<'_> {
                     .map(|t| t.task_id.clone())
                     .collect();
                 if mine.is_empty() {
-                    self.end_run_with(&run, &arn, "NOT_FOUND", partition).await
+                    self.end_run_with(run_id, &arn, ExecutionStatus::NotFound, partition, out).await
                 } else {
                     let config_name = run.config_name.clone().unwrap_or_default();
                     tracing::info!(run_id, execution_name = %name, tasks = mine.len(), "repair: starting the claimed execution that never started");
-                    self.start_execution(&run, &config_name, &name, run.retry_generation, mine, "repair").await
+                    let start = ToStart {
+                        run_id,
+                        config_name: &config_name,
+                        name: &name,
+                        generation: run.retry_generation,
+                        task_ids: mine,
+                        reason: StartReason::Repair,
+                    };
+                    self.start_execution(start, out).await
                 }
             }
         }
@@ -108,39 +122,34 @@ impl Sweep<'_> {
     /// RETRY_QUEUED tasks of execution `name` (not the run's live one): fine while it runs,
     /// back to FAILED otherwise (it never ran them and never will).
     async fn repair_stray_queue(
-        &mut self,
+        &self,
         run: &RunRecord,
         name: Option<String>,
         tasks: Vec<TaskRecord>,
+        out: &mut RunOutcome,
     ) -> Result<(), ArcError> {
-        let (state, status) = match &name {
-            None => (ExecState::Missing, "NONE".to_owned()),
+        let status = match &name {
+            None => ExecutionStatus::Unnamed,
             Some(name) => {
                 let arn = execution_arn(&self.deps.settings.state_machine_arn, name);
-                let d = executions::describe(&self.deps.sfn, &arn).await?;
-                let status = match &d.state {
-                    ExecState::Live => "RUNNING".to_owned(),
-                    ExecState::Ended(s) => s.clone(),
-                    ExecState::Missing => "NOT_FOUND".to_owned(),
-                };
-                (d.state, status)
+                ExecutionStatus::from(executions::describe(&self.deps.sfn, &arn).await?.state)
             }
         };
-        if state == ExecState::Live {
+        if status == ExecutionStatus::Running {
             tracing::info!(run_id = %run.run_id, execution_name = name.as_deref(), "RETRY_QUEUED tasks of a live execution: fine");
             return Ok(());
         }
         let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
         let n = self.unqueue(&run.run_id, name.as_deref(), &ids).await?;
         tracing::info!(run_id = %run.run_id, execution_name = name.as_deref(), execution_status = %status, tasks = n, "repair: RETRY_QUEUED tasks back to FAILED");
-        self.summary.repaired.push(Repair {
+        out.events.push(Event::Repaired(Repair {
             run_id: run.run_id.clone(),
-            action: "tasks_unqueued".into(),
+            action: RepairAction::TasksUnqueued,
             execution_name: name,
             execution_status: Some(status),
             tasks: n,
             run_status: None,
-        });
+        }));
         Ok(())
     }
 
@@ -150,44 +159,39 @@ impl Sweep<'_> {
         if self.req.dry_run {
             return Ok(task_ids.len() as u64);
         }
-        let tables = &self.deps.tables;
-        let now = self.now_s.as_str();
-        let moved: Vec<bool> = stream::iter(task_ids.iter())
-            .map(|id| async move {
-                match name {
-                    Some(name) => writes::unqueue_task(tables, run_id, id, name, now).await,
-                    None => writes::unqueue_orphan(tables, run_id, id, now).await,
-                }
-            })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(moved.into_iter().filter(|m| *m).count() as u64)
+        self.deps.tables.unqueue_tasks(run_id, task_ids, name, &self.now_s).await
     }
 
-    pub(crate) async fn partition(&mut self, run_id: &str) -> Result<Vec<TaskRecord>, ArcError> {
-        let found = find::run_partition(&self.deps.tables, run_id).await?;
-        for e in &found.corrupt {
-            self.summary.error(Some(run_id), e);
-        }
+    /// Every task of `run_id`; items that are not tasks are reported as errors.
+    async fn partition(&self, run_id: &str, out: &mut RunOutcome) -> Result<Vec<TaskRecord>, ArcError> {
+        let found = self.deps.tables.run_partition(run_id).await?;
+        out.events
+            .extend(found.corrupt.into_iter().map(|error| Event::Error { run_id: Some(run_id.to_owned()), error }));
         Ok(found.tasks)
     }
 
     /// The run's execution `arn` ended with `status`.
-    pub(crate) async fn end_run(&mut self, run: &RunRecord, arn: &str, status: &str) -> Result<(), ArcError> {
-        let partition = self.partition(&run.run_id).await?;
-        self.end_run_with(run, arn, status, partition).await
+    pub(crate) async fn end_run(
+        &self,
+        run_id: &str,
+        arn: &str,
+        status: ExecutionStatus,
+        out: &mut RunOutcome,
+    ) -> Result<(), ArcError> {
+        let partition = self.partition(run_id, out).await?;
+        self.end_run_with(run_id, arn, status, partition, out).await
     }
 
     /// Tasks the ended execution left in flight are settled by the failure model (a claimed
     /// task is a failed attempt; a PENDING one no worker claimed is not charged), tasks queued
     /// for this execution go back to FAILED, then the run's status from the counts.
     async fn end_run_with(
-        &mut self,
-        run: &RunRecord,
+        &self,
+        run_id: &str,
         arn: &str,
-        status: &str,
+        status: ExecutionStatus,
         tasks: Vec<TaskRecord>,
+        out: &mut RunOutcome,
     ) -> Result<(), ArcError> {
         let name = name_of_arn(arn).to_owned();
         let settings = &self.deps.settings;
@@ -200,52 +204,51 @@ impl Sweep<'_> {
             cause: &cause,
             now: self.now,
         };
-        let mut after: Vec<TaskStatus> = Vec::with_capacity(tasks.len());
+        let mut counts = Metrics::default();
         let mut to_unqueue: Vec<String> = Vec::new();
         let mut in_flight = 0u64;
         for t in &tasks {
-            if let Some(s) = settle_in_flight(&t.status, t.retry_count, settings.max_retries, false) {
+            let after = if let Some(s) = settle_in_flight(&t.status, t.retry_count, settings.max_retries, false) {
                 in_flight += 1;
-                after.push(if s.permanent { TaskStatus::FailedPermanent } else { TaskStatus::Failed });
+                if s.permanent {
+                    TaskStatus::FailedPermanent
+                } else {
+                    TaskStatus::Failed
+                }
             } else if t.status == TaskStatus::RetryQueued && t.retry_execution.as_deref() == Some(name.as_str()) {
-                after.push(TaskStatus::Failed);
                 to_unqueue.push(t.task_id.clone());
+                TaskStatus::Failed
             } else {
-                after.push(t.status.clone());
-            }
+                t.status.clone()
+            };
+            counts.add(&after, None, None, (None, None));
         }
         let mut failed_in_flight = in_flight;
         if !self.req.dry_run {
             let settled = self.deps.tables.settle_in_flight(&tasks, &policy).await?;
             failed_in_flight = settled.iter().filter(|s| s.written).count() as u64;
         }
-        let unqueued = self.unqueue(&run.run_id, Some(&name), &to_unqueue).await?;
-        let mut counts = Metrics::default();
-        for s in &after {
-            counts.add(s, None, None, (None, None));
-        }
+        let unqueued = self.unqueue(run_id, Some(&name), &to_unqueue).await?;
         let new_status = RunStatus::from_counts(counts.total_tasks, counts.failed_tasks);
         tracing::info!(
-            run_id = %run.run_id, execution_arn = arn, execution_status = status, failed_in_flight, unqueued,
+            run_id, execution_arn = arn, execution_status = %status, failed_in_flight, unqueued,
             run_status = new_status.as_str(), "repair: run's execution ended"
         );
         if !self.req.dry_run {
             // A RUNNING run is read again after a change here: counts come from the tasks.
-            match writes::finish_run(&self.deps.tables, &run.run_id, arn, &counts, &self.now_s).await? {
-                Some(updated) => {
-                    self.runs.insert(run.run_id.clone(), Some(updated));
-                }
-                None => tracing::info!(run_id = %run.run_id, "run changed meanwhile: status not recomputed"),
+            match self.deps.tables.finish_run(run_id, arn, &counts, &self.now_s).await? {
+                Some(updated) => out.run = Some(updated),
+                None => tracing::info!(run_id, "run changed meanwhile: status not recomputed"),
             }
         }
-        self.summary.repaired.push(Repair {
-            run_id: run.run_id.clone(),
-            action: "run_finished".into(),
+        out.events.push(Event::Repaired(Repair {
+            run_id: run_id.to_owned(),
+            action: RepairAction::RunFinished,
             execution_name: Some(name),
-            execution_status: Some(status.to_owned()),
+            execution_status: Some(status),
             tasks: failed_in_flight + unqueued,
-            run_status: Some(new_status.as_str().to_owned()),
-        });
+            run_status: Some(new_status),
+        }));
         Ok(())
     }
 }

@@ -2,11 +2,11 @@
 //! payload or `{}` (a scheduled sweep), or a manual request. Parsed at the edge; a manual
 //! request with an unknown field is rejected (a typo like `dryrun` must never cause real retries).
 
+use arc_shared::contracts::SweepManualRequest;
 use arc_shared::ids::{RunId, TaskId};
 use arc_shared::input::parse_event;
 use arc_shared::ArcError;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -58,26 +58,14 @@ impl SweepRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManualRequest {
-    #[serde(default)]
-    dry_run: Option<bool>,
-    #[serde(default)]
-    ignore_backoff: Option<bool>,
-    #[serde(default)]
-    run_id: Option<RunId>,
-    #[serde(default)]
-    task_ids: Option<Vec<TaskId>>,
-    #[serde(default)]
-    max_tasks: Option<u64>,
-}
+/// At most this many `task_ids` in a manual request: a run has at most as many tasks.
+pub const MAX_REQUEST_TASKS: usize = 10_000;
 
 /// Parses the Lambda payload.
 pub fn parse_request(event: Value) -> Result<SweepRequest, ArcError> {
     let Some(obj) = event.as_object() else {
         // Not an object: parse_event rejects it, naming `$`.
-        return parse_event::<ManualRequest>(event).and_then(manual);
+        return parse_event::<SweepManualRequest>(event).and_then(manual_request);
     };
     if obj.is_empty() {
         return Ok(SweepRequest::scheduled());
@@ -88,16 +76,30 @@ pub fn parse_request(event: Value) -> Result<SweepRequest, ArcError> {
         tracing::info!(source = %ev.source, detail_type = %ev.detail_type, "scheduled sweep from EventBridge");
         return Ok(SweepRequest::scheduled());
     }
-    parse_event::<ManualRequest>(event).and_then(manual)
+    parse_event::<SweepManualRequest>(event).and_then(manual_request)
 }
 
-fn manual(m: ManualRequest) -> Result<SweepRequest, ArcError> {
+/// Validates a manual request (what `arcctl sweep` builds and the Lambda parses).
+pub fn manual_request(m: SweepManualRequest) -> Result<SweepRequest, ArcError> {
     if m.task_ids.is_some() && m.run_id.is_none() {
         return Err(ArcError::invalid("task_ids", "task_ids needs run_id (tasks are named within one run)"));
     }
     let task_ids = match m.task_ids {
         Some(ids) if ids.is_empty() => return Err(ArcError::invalid("task_ids", "must not be empty when given")),
-        Some(ids) => Some(ids.into_iter().collect()),
+        Some(ids) if ids.len() > MAX_REQUEST_TASKS => {
+            return Err(ArcError::invalid(
+                "task_ids",
+                format!("{} ids given; at most {MAX_REQUEST_TASKS} (a run has at most that many)", ids.len()),
+            ))
+        }
+        Some(ids) => {
+            let n = ids.len();
+            let set: BTreeSet<TaskId> = ids.into_iter().collect();
+            if set.len() != n {
+                return Err(ArcError::invalid("task_ids", format!("{} duplicate id(s)", n - set.len())));
+            }
+            Some(set)
+        }
         None => None,
     };
     let max_tasks = match m.max_tasks {
@@ -162,5 +164,8 @@ mod tests {
         assert_eq!(field_of(json!([1, 2])), "$");
         assert_eq!(field_of(json!("sweep")), "$");
         assert_eq!(field_of(json!({"detail-type": 5, "source": "aws.events"})), "$");
+        assert_eq!(field_of(json!({"run_id": "r", "task_ids": ["t1", "t2", "t1"]})), "task_ids");
+        let many: Vec<String> = (0..=MAX_REQUEST_TASKS).map(|i| format!("t{i}")).collect();
+        assert_eq!(field_of(json!({"run_id": "r", "task_ids": many})), "task_ids");
     }
 }

@@ -1,11 +1,12 @@
 //! One sweep, top to bottom: find work, read each run once, repair, plan, retry, report.
 
-use crate::find::{self, Found};
 use crate::plan::{self, Candidate, FailedTask};
-use crate::summary::{self, SkippedRun, SweepSummary};
+use crate::summary::{self, Event, RunOutcome, SkippedRun, SweepSummary, TaskRef};
 use crate::{SweepDeps, SweepRequest};
 use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::retries::Found;
+use arc_shared::store::Written;
 use arc_shared::time::format_ts;
 use arc_shared::ArcError;
 use chrono::{DateTime, Utc};
@@ -14,14 +15,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Runs read at once.
 const READ_CONCURRENCY: usize = 8;
-/// What the plan reads of a FAILED task (50,000 of them with 4,000-character causes would not
-/// fit a Lambda's memory; these few attributes do).
-const FAILED_PROJECTION: &str = "run_id, task_id, #status, retry_count, last_error_at, updated_at";
-/// What repair reads of a RETRY_QUEUED task.
-const QUEUED_PROJECTION: &str = "run_id, task_id, #status, retry_count, retry_execution, updated_at";
-const KEY_PROJECTION: &str = "run_id, task_id";
 
-/// The state of one sweep in progress.
+/// The state of one sweep in progress. Repair and retry read it and return what they did;
+/// only this file changes it.
 pub(crate) struct Sweep<'a> {
     pub deps: &'a SweepDeps,
     pub req: &'a SweepRequest,
@@ -29,7 +25,7 @@ pub(crate) struct Sweep<'a> {
     pub now_s: String,
     /// Each run read once per sweep (`None`: it does not exist), refreshed by our own writes.
     pub runs: HashMap<String, Option<RunRecord>>,
-    pub summary: SweepSummary,
+    summary: SweepSummary,
 }
 
 /// The work found by the queries of a sweep.
@@ -41,8 +37,8 @@ struct Work {
 }
 
 /// Sweeps once. Writes nothing when `request.dry_run`. Errors only when the work cannot be
-/// found at all (or on an injected fault); a failure within one run is reported in the
-/// summary's `errors` and the other runs go on.
+/// found at all; a failure within one run is reported in the summary's `errors` and the other
+/// runs go on.
 pub async fn sweep(deps: &SweepDeps, request: SweepRequest) -> Result<SweepSummary, ArcError> {
     let now = deps.clock.now();
     let mut s = Sweep {
@@ -150,7 +146,8 @@ impl Sweep<'_> {
         // runs whose execution ended.
         for run_id in &run_ids {
             let queued = queued_by_run.remove(run_id).unwrap_or_default();
-            if let Err(e) = self.repair_run(run_id, queued).await {
+            let outcome = self.repair_run(run_id, queued).await;
+            if let Some(e) = self.fold(run_id, outcome) {
                 self.summary.error(Some(run_id), &e);
             }
         }
@@ -198,14 +195,24 @@ impl Sweep<'_> {
         self.summary.defer(over);
         for batch in batches {
             let run_id = batch.run_id.clone();
-            if let Err(e) = self.retry_batch(batch).await {
-                if matches!(self.deps.fault, crate::Fault::CrashBeforeStart) {
-                    return Err(e);
-                }
+            let outcome = self.retry_batch(batch).await;
+            if let Some(e) = self.fold(&run_id, outcome) {
                 self.summary.error(Some(&run_id), &e);
             }
         }
         Ok(())
+    }
+
+    /// Folds what repairing or retrying `run_id` did into the sweep: the run as it last wrote
+    /// it, its events into the summary. Returns the error that stopped it, if any.
+    fn fold(&mut self, run_id: &str, outcome: RunOutcome) -> Option<ArcError> {
+        if let Some(run) = outcome.run {
+            self.runs.insert(run_id.to_owned(), Some(run));
+        }
+        for event in outcome.events {
+            self.summary.record(event);
+        }
+        outcome.error
     }
 
     /// FAILED tasks whose count already reached MAX_RETRIES become FAILED_PERMANENT, counted
@@ -214,7 +221,7 @@ impl Sweep<'_> {
         for t in exhausted {
             if !self.req.dry_run {
                 match self.deps.tables.make_permanent(&t.run_id, &t.task_id, t.retry_count, &self.now_s).await {
-                    Ok(arc_shared::store::Written::Yes) => {}
+                    Ok(Written::Yes) => {}
                     Ok(_) => {
                         tracing::info!(run_id = %t.run_id, task_id = %t.task_id, "task changed meanwhile: not made permanent");
                         continue;
@@ -226,11 +233,11 @@ impl Sweep<'_> {
                 }
             }
             tracing::info!(run_id = %t.run_id, task_id = %t.task_id, retry_count = t.retry_count, "retries exhausted: FAILED_PERMANENT");
-            self.summary.made_permanent.push(crate::summary::TaskRef {
+            self.summary.record(Event::MadePermanent(TaskRef {
                 run_id: t.run_id,
                 task_id: t.task_id,
                 retry_count: t.retry_count,
-            });
+            }));
         }
     }
 
@@ -241,7 +248,11 @@ impl Sweep<'_> {
 
     fn skip(&mut self, run_id: &str, due_tasks: u64, reason: &str) {
         tracing::info!(run_id, due_tasks, reason, "run skipped");
-        self.summary.skipped_runs.push(SkippedRun { run_id: run_id.to_owned(), due_tasks, reason: reason.to_owned() });
+        self.summary.record(Event::Skipped(SkippedRun {
+            run_id: run_id.to_owned(),
+            due_tasks,
+            reason: reason.to_owned(),
+        }));
     }
 
     fn keep(&mut self, found: Found) -> Vec<TaskRecord> {
@@ -254,7 +265,7 @@ impl Sweep<'_> {
     async fn find_work(&mut self) -> Result<Work, ArcError> {
         let tables = &self.deps.tables;
         if let Some(run_id) = &self.req.run_id {
-            let all = find::run_partition(tables, run_id.as_str()).await?;
+            let all = tables.run_partition(run_id.as_str()).await?;
             let all = self.keep(all);
             let wanted: Option<BTreeSet<&str>> =
                 self.req.task_ids.as_ref().map(|ids| ids.iter().map(|t| t.as_str()).collect());
@@ -279,16 +290,13 @@ impl Sweep<'_> {
         // delay can be due (the jitter is at least one half).
         let cutoff = (!self.req.ignore_backoff)
             .then(|| format_ts(self.now - chrono_of(self.deps.settings.backoff.base_delay) / 4));
-        let failed = find::by_status(tables, &TaskStatus::Failed, cutoff.as_deref(), Some(FAILED_PROJECTION)).await?;
+        let failed = tables.failed_tasks(cutoff.as_deref()).await?;
         let failed = self.keep(failed);
-        let queued = find::by_status(tables, &TaskStatus::RetryQueued, None, Some(QUEUED_PROJECTION)).await?;
+        let queued = tables.queued_tasks().await?;
         let queued = self.keep(queued);
         let stale = format_ts(self.now - self.deps.settings.in_flight_stale_after);
-        let mut in_flight_runs = BTreeSet::new();
-        for status in [TaskStatus::Pending, TaskStatus::InProgress] {
-            let found = find::by_status(tables, &status, Some(&stale), Some(KEY_PROJECTION)).await?;
-            in_flight_runs.extend(self.keep(found).into_iter().map(|t| t.run_id));
-        }
+        let in_flight = tables.stale_in_flight_tasks(&stale).await?;
+        let in_flight_runs = self.keep(in_flight).into_iter().map(|t| t.run_id).collect();
         Ok(Work { failed, queued, in_flight_runs })
     }
 

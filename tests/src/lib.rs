@@ -2,6 +2,7 @@
 //! on a free 127.0.0.1 port, fresh uniquely named tables and bucket per test, and a Lambda
 //! Runtime API stand-in that drives the built binaries.
 
+pub mod chaos;
 pub mod runtime_api;
 
 use arc_shared::runtime::Env;
@@ -72,14 +73,9 @@ fn start_moto() -> Result<String, String> {
     Err(format!("moto did not listen on 127.0.0.1:{port} within 30 s"))
 }
 
-/// SDK config pointed at the emulator with dummy credentials.
+/// SDK config pointed at the emulator with dummy credentials (as `arc-local`'s).
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "arc-tests"))
-        .load()
-        .await
+    schema::emulator_config(endpoint).await
 }
 
 /// One test's world: its own tables and bucket on the shared emulator.
@@ -134,7 +130,7 @@ impl TestEnv {
                 .await
                 .expect("create tables");
         }
-        clients.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
         Self { endpoint, clients, config, bucket }
     }
 
@@ -142,19 +138,7 @@ impl TestEnv {
     /// execute_state_machine off, never runs them): a started execution stays RUNNING until
     /// StopExecution makes it ABORTED. Returns its ARN.
     pub async fn create_state_machine(&self, name: &str) -> String {
-        const ROLE: &str = "arn:aws:iam::123456789012:role/x";
-        const DEFINITION: &str = r#"{"StartAt":"Initialize","States":{"Initialize":{"Type":"Pass","End":true}}}"#;
-        let sm = self
-            .clients
-            .sfn
-            .create_state_machine()
-            .name(name)
-            .definition(DEFINITION)
-            .role_arn(ROLE)
-            .send()
-            .await
-            .expect("create state machine");
-        sm.state_machine_arn().to_owned()
+        schema::create_stand_in_state_machine(&self.clients.sfn, name).await.expect("create state machine")
     }
 
     pub fn tables(&self) -> Tables {
@@ -337,4 +321,15 @@ pub fn run_binary(binary: &str, env: &[(String, String)], args: &[&str]) -> Out 
     };
     println!("$ {binary} {}\n{}{}(exit {})", args.join(" "), o.stdout, o.stderr, o.code);
     o
+}
+
+/// A handler's typed answer as the JSON the runtime would send (tests read fields by name).
+pub trait JsonAnswer {
+    fn json(self) -> Result<serde_json::Value, arc_shared::ArcError>;
+}
+
+impl<O: serde::Serialize> JsonAnswer for Result<O, arc_shared::ArcError> {
+    fn json(self) -> Result<serde_json::Value, arc_shared::ArcError> {
+        self.map(|o| serde_json::to_value(o).expect("a handler's answer serializes"))
+    }
 }

@@ -10,6 +10,7 @@
 //! payload size and the history events each execution would log, for the limits test.
 
 use arc_handlers::{aggregate, complete, handle_error, initialize};
+use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::{repo_root, TestEnv};
 use arc_shared::records::s;
 use arc_shared::store::objects::{self, ObjectRef};
@@ -208,10 +209,10 @@ impl<'a> Walker<'a> {
         }
         let env = self.t.env();
         let out = match function {
-            "initialize" => initialize::handle(env, payload).await,
-            "handle-error" => handle_error::handle(env, payload).await,
-            "aggregate" => aggregate::handle(env, payload).await,
-            "complete" => complete::handle(env, payload).await,
+            "initialize" => initialize::handle(env, payload).await.json(),
+            "handle-error" => handle_error::handle(env, payload).await.json(),
+            "aggregate" => aggregate::handle(env, payload).await.json(),
+            "complete" => complete::handle(env, payload).await.json(),
             other => return Err(format!("unknown function {other}")),
         };
         let out = match out {
@@ -363,7 +364,7 @@ impl<'a> Walker<'a> {
                             })
                             .collect();
                         let tables = self.t.tables();
-                        arc_shared::store::batch_put(&tables.db, &tables.tasks, rest)
+                        arc_shared::store::batch_put(&self.t.clients.dynamodb, &tables.tasks, rest)
                             .await
                             .map_err(|e| e.to_string())?;
                     }
@@ -521,9 +522,9 @@ async fn an_s3_server_error_on_aggregate_is_retried() {
     }))
     .await;
     let run_id = out["run_id"].as_str().unwrap();
-    let r = aggregate::handle(t.env(), json!({"run_id": run_id})).await;
+    let r = aggregate::handle(t.env(), json!({"run_id": run_id})).await.json();
     assert_eq!(r.as_ref().map_err(|e| e.error_type()).err(), Some("DependencyUnavailable"), "{r:?}");
-    let again = aggregate::handle(t.env(), json!({"run_id": run_id})).await.unwrap();
+    let again = aggregate::handle(t.env(), json!({"run_id": run_id})).await.json().unwrap();
     assert_eq!(again["completed_tasks"], 1);
 }
 

@@ -1,11 +1,12 @@
 //! The built Lambda binaries, driven through a local Lambda Runtime API: the deployed
 //! artifact's JSON in and out, cold start included.
 
+use arc_integration_tests::chaos::{scenario, Scenario};
 use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
 use arc_integration_tests::{lambda_binary, TestEnv};
 use arc_shared::records::s;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::Command;
 
 #[tokio::test]
@@ -136,40 +137,166 @@ fn a_malformed_setting_fails_cold_start_naming_the_variable() {
     }
 }
 
-#[tokio::test]
-async fn no_secret_or_credential_reaches_a_log_line_or_an_output() {
+/// Credentials as a deployed function has them (its role's temporary keys).
+const KEY_ID: &str = "ASIABINARIESKEYID7EXAMPLE";
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYBINARIESSECRETKEY";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEBINARIESSESSIONTOKEN/0123456789abcdefghijklmnop==";
+/// A secret in the job definition's environment, as a Batch Cause carries it.
+const JOB_SECRET: &str = "sk-live-9c8b7a6f5e4d3c2b";
+
+/// What each of the five binaries logged and answered, success and error paths, with AWS keys
+/// and a session token in the environment and logs at `level` (JSON lines when `json`).
+async fn run_all_five(level: &str, json_logs: bool) -> Vec<(String, String, Vec<Outcome>)> {
     let t = TestEnv::new(&[]).await;
-    let secret = "sk-live-9c8b7a6f5e4d3c2b";
-    let session = "FwoGZXIvYXdzEFAKESESSIONTOKEN0123456789";
-    let mut env = t.lambda_env();
-    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY".into()));
-    env.push(("AWS_SESSION_TOKEN".into(), session.into()));
-    env.push(("RUST_LOG".into(), "debug".into()));
-    let init = arc_handlers::initialize::handle(
-        t.env(),
-        json!({"config_name": "sec", "task_ids": ["t1"], "execution_arn": "arn:aws:states:us-east-1:1:execution:arc:s1",
-               "execution_start_time": "2026-11-27T10:00:00Z"}),
-    )
-    .await
-    .unwrap();
-    let run_id = init["run_id"].as_str().unwrap().to_owned();
-    let cause = json!({"JobId": "job-s1", "StatusReason": "Essential container in task exited",
-        "Attempts": [{"Container": {"ExitCode": 1}}],
-        "Container": {"Environment": [{"Name": "OPENAI_API_KEY", "Value": secret}], "Command": ["run", "--key", secret]}})
-    .to_string();
-    let (out, logs) = tokio::task::spawn_blocking(move || {
-        let ev = json!({"run_id": run_id, "task_id": "t1", "error": {"Error": "States.TaskFailed", "Cause": cause}});
-        arc_integration_tests::runtime_api::invoke_binary_with_logs(&lambda_binary("handle-error"), &env, &[ev])
-    })
-    .await
-    .unwrap();
-    let answer = out[0].clone().ok();
-    assert_eq!(answer["status"], "RETRY_SCHEDULED");
-    assert!(logs.contains("failure recorded"), "the logs were captured: {logs}");
-    for needle in [secret, session, "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"] {
-        assert!(!logs.contains(needle), "{needle} in the logs");
-        assert!(!answer.to_string().contains(needle), "{needle} in the output");
+    let state_machine = t.create_state_machine(&format!("creds-{}", t.config.runs_table)).await;
+    let mut env: Vec<(String, String)> = t
+        .lambda_env()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+        ("RUST_LOG", level),
+        ("STATE_MACHINE_ARN", state_machine.as_str()),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
     }
-    assert!(!t.snapshot().await.join("\n").contains(secret), "the secret reached the table");
+    if json_logs {
+        env.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()));
+    }
+    let arn = "arn:aws:states:us-east-1:123456789012:execution:arc:creds-1";
+    let run_id = arc_handlers::initialize::derive_run_id(
+        &arc_shared::ids::ConfigName::parse("creds").unwrap(),
+        Some(arn),
+        arc_shared::time::parse_ts("2026-11-27T10:00:00Z").unwrap(),
+    );
+    let cause = json!({"JobId": "job-creds-t1", "StatusReason": "Essential container in task exited",
+        "Attempts": [{"Container": {"ExitCode": 1}}],
+        "Container": {"Environment": [{"Name": "OPENAI_API_KEY", "Value": JOB_SECRET}], "Command": ["run", "--key", JOB_SECRET]}})
+    .to_string();
+    let figures =
+        json!({"total_tasks": 2, "completed_tasks": 0, "failed_tasks": 1, "accuracy": 0, "total_cost_usd": 0});
+    // Success and error paths of each, in the order a run goes through them.
+    let plan: Vec<(&str, Vec<Value>)> = vec![
+        (
+            "initialize",
+            vec![
+                json!({"config_name": "creds", "task_ids": ["t1", "t2"], "execution_arn": arn,
+                       "execution_start_time": "2026-11-27T10:00:00Z"}),
+                json!({"config_name": "creds", "task_ids": ["t/1"]}),
+            ],
+        ),
+        (
+            "handle-error",
+            vec![
+                json!({"run_id": run_id, "task_id": "t1", "error": {"Error": "States.TaskFailed", "Cause": cause}}),
+                json!({"run_id": run_id, "task_id": "nope", "error": {"Error": "States.TaskFailed", "Cause": cause}}),
+            ],
+        ),
+        ("aggregate", vec![json!({"run_id": run_id, "execution_arn": arn}), json!({"run_id": "run-missing"})]),
+        (
+            "complete",
+            vec![
+                json!({"run_id": run_id, "aggregation": figures, "execution_arn": arn}),
+                json!({"run_id": run_id, "aggregation": {"total_tasks": 1}}),
+            ],
+        ),
+        (
+            "sweeper",
+            vec![
+                json!({"run_id": run_id, "ignore_backoff": true}),
+                json!({"dryrun": true}),
+                json!({"run_id": "run-missing"}),
+                json!({}),
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, events) in plan {
+        let env = env.clone();
+        let (outcomes, logs) = tokio::task::spawn_blocking(move || {
+            arc_integration_tests::runtime_api::invoke_binary_with_logs(&lambda_binary(name), &env, &events)
+        })
+        .await
+        .unwrap();
+        out.push((name.to_owned(), logs, outcomes));
+    }
+    // A cold start that fails (a malformed setting) is an error path too.
+    for name in ["initialize", "sweeper"] {
+        let run = Command::new(lambda_binary(name))
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("MAX_RETRIES", "abc")
+            .output()
+            .unwrap();
+        let logs = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        out.push((format!("{name} (cold start)"), logs, Vec::new()));
+    }
+    assert!(t.snapshot().await.iter().all(|l| !l.contains(JOB_SECRET)), "the job's secret reached a table");
+    out
+}
+
+/// Where a credential or the job's secret shows up in what the binaries logged or answered.
+fn leaks(runs: &[(String, String, Vec<Outcome>)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, logs, outcomes) in runs {
+        for needle in [KEY_ID, SECRET_KEY, SESSION_TOKEN, JOB_SECRET] {
+            if let Some(line) = logs.lines().find(|l| l.contains(needle)) {
+                found.push(format!("{name} logged {needle}: {}", line.chars().take(200).collect::<String>()));
+            }
+            if outcomes.iter().any(|o| format!("{o:?}").contains(needle)) {
+                found.push(format!("{name} answered {needle}"));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn no_credential_or_secret_reaches_a_log_line_or_an_output_of_any_function() {
+    let s = Scenario {
+        name: "no_credentials_in_logs",
+        done: "the five built binaries (initialize, handle-error, aggregate, complete, sweeper), success and error paths (InvalidInput, TaskNotFound, RunNotFound, a failed cold start), with AWS keys and a session token in the environment and a job secret in a Batch Cause; logs at DEBUG (text) and TRACE (JSON)".to_owned(),
+        runs: 2,
+        checked: "each function answered as expected; no access key id, secret key, session token or job secret in any log line, answer or table".to_owned(),
+    };
+    scenario(s, async {
+        let mut failures = Vec::new();
+        for (level, json_logs) in [("debug", false), ("trace", true)] {
+            let runs = run_all_five(level, json_logs).await;
+            let by_name: std::collections::BTreeMap<&str, &[Outcome]> =
+                runs.iter().map(|(n, _, o)| (n.as_str(), o.as_slice())).collect();
+            let kinds = |name: &str| -> Vec<Option<String>> {
+                by_name[name].iter().map(|o| o.err_type().map(str::to_owned)).collect()
+            };
+            let want: [(&str, Vec<Option<&str>>); 5] = [
+                ("initialize", vec![None, Some("InvalidInput")]),
+                ("handle-error", vec![None, Some("TaskNotFound")]),
+                ("aggregate", vec![None, Some("RunNotFound")]),
+                ("complete", vec![None, Some("InvalidInput")]),
+                ("sweeper", vec![None, Some("InvalidInput"), Some("RunNotFound"), None]),
+            ];
+            for (name, expected) in want {
+                let expected: Vec<Option<String>> = expected.into_iter().map(|e| e.map(str::to_owned)).collect();
+                if kinds(name) != expected {
+                    failures.push(format!("{level}: {name} answered {:?}", by_name[name]));
+                }
+            }
+            for (name, logs, _) in &runs {
+                if logs.trim().is_empty() {
+                    failures.push(format!("{level}: {name}: nothing logged (the logs were not captured)"));
+                }
+            }
+            failures.extend(leaks(&runs).into_iter().map(|l| format!("{level}: {l}")));
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join(" | "))
+        }
+    })
+    .await;
 }

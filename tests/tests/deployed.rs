@@ -5,6 +5,7 @@
 //! S3_BUCKET and STATE_MACHINE_ARN; ignored in a plain `cargo test`, where nothing is deployed.
 
 use arc_handlers::{aggregate, complete, handle_error, initialize};
+use arc_integration_tests::JsonAnswer;
 use arc_shared::records::s;
 use arc_shared::runtime::Env;
 use arc_shared::store::{Clients, CONFIG_INDEX, STATUS_INDEX};
@@ -43,8 +44,10 @@ async fn handlers_and_sweeper_work_on_the_deployed_resources() {
     assert!(runs.global_secondary_indexes().iter().any(|g| g.index_name() == Some(CONFIG_INDEX)));
 
     let config_name = format!("deployed-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let out =
-        initialize::handle(env.clone(), json!({"config_name": config_name, "task_ids": ["d1", "d2"]})).await.unwrap();
+    let out = initialize::handle(env.clone(), json!({"config_name": config_name, "task_ids": ["d1", "d2"]}))
+        .await
+        .json()
+        .unwrap();
     let run_id = out["run_id"].as_str().unwrap().to_owned();
     db.update_item()
         .table_name(&config.tasks_table)
@@ -60,17 +63,17 @@ async fn handlers_and_sweeper_work_on_the_deployed_resources() {
         env.clone(),
         json!({"run_id": run_id, "task_id": "d2", "error": {"Error": "States.TaskFailed", "Cause": "{\"JobId\":\"j-d2\"}"}}),
     )
-    .await
+    .await.json()
     .unwrap();
     assert_eq!(failed["status"], "RETRY_SCHEDULED");
-    let agg = aggregate::handle(env.clone(), json!({"run_id": run_id})).await.unwrap();
+    let agg = aggregate::handle(env.clone(), json!({"run_id": run_id})).await.json().unwrap();
     assert_eq!(agg["completed_tasks"], 1);
     assert_eq!(agg["failed_tasks"], 1);
     if let Some(bucket) = &config.s3_bucket {
         let key = agg["results_s3_key"].as_str().unwrap();
         env.clients.s3.head_object().bucket(bucket).key(key).send().await.expect("report in the deployed bucket");
     }
-    let done = complete::handle(env.clone(), json!({"run_id": run_id, "aggregation": agg})).await.unwrap();
+    let done = complete::handle(env.clone(), json!({"run_id": run_id, "aggregation": agg})).await.json().unwrap();
     assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");
 
     // The GSIs answer the queries the operators and the sweeper make.

@@ -1,6 +1,7 @@
 //! The four handlers against moto: every rule of issue 2, called as the Lambda calls them.
 
 use arc_handlers::{aggregate, complete, handle_error, initialize};
+use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::TestEnv;
 use arc_shared::records::{n, s};
 use arc_shared::store::batch_put;
@@ -34,7 +35,7 @@ fn batch_failure(job_id: &str, task_id: &str) -> Value {
 
 async fn new_run(t: &TestEnv, n_tasks: usize) -> (String, Vec<String>) {
     let task_ids = ids(n_tasks);
-    let out = initialize::handle(t.env(), json!({"config_name": "cfg-a", "task_ids": task_ids})).await.unwrap();
+    let out = initialize::handle(t.env(), json!({"config_name": "cfg-a", "task_ids": task_ids})).await.json().unwrap();
     (out["run_id"].as_str().unwrap().to_owned(), task_ids)
 }
 
@@ -83,12 +84,12 @@ async fn initialize_rejects_bad_input_and_writes_nothing() {
         (json!({"config_name": "c", "task_ids_s3": format!("s3://{}/runs/none.json", t.bucket)}), "task_ids_s3"),
     ];
     for (event, field) in cases {
-        match initialize::handle(t.env(), event.clone()).await {
+        match initialize::handle(t.env(), event.clone()).await.json() {
             Err(ArcError::InvalidInput { field: f, .. }) => assert_eq!(f, field, "event {event}"),
             other => panic!("{event}: expected InvalidInput on {field}, got {other:?}"),
         }
     }
-    let dup = initialize::handle(t.env(), json!({"config_name": "c", "task_ids": ["a", "b", "a", "b"]})).await;
+    let dup = initialize::handle(t.env(), json!({"config_name": "c", "task_ids": ["a", "b", "a", "b"]})).await.json();
     assert!(error_type(dup).1.contains("duplicate ids: a, b"));
     assert!(t.snapshot().await.is_empty(), "nothing may be written on bad input");
 }
@@ -102,6 +103,7 @@ async fn initialize_writes_26_tasks_in_batches() {
         json!({"config_name": "gpt-4.1", "task_ids": task_ids, "triggered_by": "ci", "commit_sha": "abc123"}),
     )
     .await
+    .json()
     .unwrap();
     assert_eq!(out["total_tasks"], json!(26));
     assert_eq!(out["task_ids"], json!(task_ids));
@@ -138,7 +140,7 @@ async fn initialize_twice_for_one_execution_yields_one_run() {
         "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:arc:exec-1",
         "execution_start_time": "2026-11-26T13:00:00.123Z",
     });
-    let first = initialize::handle(t.env(), event.clone()).await.unwrap();
+    let first = initialize::handle(t.env(), event.clone()).await.json().unwrap();
     assert!(first["run_id"].as_str().unwrap().starts_with("run-cfg-20261126-130000-"));
     // A crash after the run was written but before every task was: drop some tasks.
     let run_id = first["run_id"].as_str().unwrap().to_owned();
@@ -153,7 +155,7 @@ async fn initialize_twice_for_one_execution_yields_one_run() {
             .await
             .unwrap();
     }
-    let second = initialize::handle(t.env(), event).await.unwrap();
+    let second = initialize::handle(t.env(), event).await.json().unwrap();
     assert_eq!(first, second);
     let runs = t.clients.dynamodb.scan().table_name(&t.config.runs_table).send().await.unwrap();
     assert_eq!(runs.count, 1, "exactly one run");
@@ -179,7 +181,7 @@ async fn initialize_retry_reopens_failed_and_queued_tasks_only() {
     let arn = "arn:aws:states:us-east-1:123456789012:execution:arc:retry-x-g1";
     let event = json!({"run_id": run_id, "config_name": "cfg-a", "retry": true, "execution_arn": arn,
         "task_ids": ["task00000", "task00001", "task00002", "task00003"]});
-    let out = initialize::handle(t.env(), event.clone()).await.unwrap();
+    let out = initialize::handle(t.env(), event.clone()).await.json().unwrap();
     assert_eq!(out["task_ids"], json!(["task00000", "task00001"]));
     assert_eq!(out["total_tasks"], json!(4));
     let skipped: Vec<&str> =
@@ -196,7 +198,7 @@ async fn initialize_retry_reopens_failed_and_queued_tasks_only() {
     assert_eq!(run.status.as_str(), "RUNNING");
     assert_eq!(run.execution_arn.as_deref(), Some(arn));
     // The same retry Initialize again (Lambda retried it): same tasks handed to the Map.
-    let again = initialize::handle(t.env(), event).await.unwrap();
+    let again = initialize::handle(t.env(), event).await.json().unwrap();
     assert_eq!(again["task_ids"], out["task_ids"]);
 }
 
@@ -207,7 +209,8 @@ async fn initialize_retry_needs_an_existing_run_and_tasks() {
         t.env(),
         json!({"run_id": "run-nope", "config_name": "c", "retry": true, "task_ids": ["a"]}),
     )
-    .await;
+    .await
+    .json();
     assert_eq!(error_type(r).0, "RunNotFound");
     let (run_id, _) = new_run(&t, 2).await;
     let before = t.snapshot().await;
@@ -215,7 +218,8 @@ async fn initialize_retry_needs_an_existing_run_and_tasks() {
         t.env(),
         json!({"run_id": run_id, "config_name": "c", "retry": true, "task_ids": ["task00000", "ghost"]}),
     )
-    .await;
+    .await
+    .json();
     let (kind, msg) = error_type(r);
     assert_eq!(kind, "TaskNotFound");
     assert!(msg.contains("ghost"), "{msg}");
@@ -227,6 +231,7 @@ async fn initialize_retry_needs_an_existing_run_and_tasks() {
 async fn fail(t: &TestEnv, run_id: &str, task_id: &str, job: &str) -> Value {
     handle_error::handle(t.env(), json!({"run_id": run_id, "task_id": task_id, "error": batch_failure(job, task_id)}))
         .await
+        .json()
         .unwrap()
 }
 
@@ -325,7 +330,7 @@ async fn non_retryable_errors_are_permanent_at_once() {
         t.env(),
         json!({"run_id": run_id, "task_id": "task00000", "error": {"Error": "InvalidTaskData", "Cause": "grid is empty"}}),
     )
-    .await
+    .await.json()
     .unwrap();
     assert_eq!(o["status"], "FAILED_PERMANENT");
     assert_eq!(o["retry_count"], 1);
@@ -341,9 +346,10 @@ async fn unknown_task_is_task_not_found_and_nothing_is_written() {
         t.env(),
         json!({"run_id": run_id, "task_id": "ghost", "error": {"Error": "X", "Cause": "y"}}),
     )
-    .await;
+    .await
+    .json();
     assert_eq!(error_type(r).0, "TaskNotFound");
-    let r = handle_error::handle(t.env(), json!({"run_id": run_id, "error": {}})).await;
+    let r = handle_error::handle(t.env(), json!({"run_id": run_id, "error": {}})).await.json();
     assert!(matches!(r, Err(ArcError::InvalidInput { ref field, .. }) if field == "task_id"), "{r:?}");
     assert_eq!(before, t.snapshot().await, "no phantom item");
 }
@@ -358,6 +364,7 @@ async fn multibyte_cause_is_cut_at_4000_characters() {
         json!({"run_id": run_id, "task_id": "task00000", "error": {"Error": "Worker.Crash", "Cause": cause}}),
     )
     .await
+    .json()
     .unwrap();
     let task = t.tables().get_task(&run_id, "task00000").await.unwrap().unwrap();
     let stored = task.last_error_cause.unwrap();
@@ -422,7 +429,7 @@ async fn aggregate_reads_python_numbers_exactly_and_writes_the_report() {
     ];
     batch_put(&t.clients.dynamodb, &t.config.tasks_table, items).await.unwrap();
 
-    let out = aggregate::handle(t.env(), json!({"run_id": run_id})).await.unwrap();
+    let out = aggregate::handle(t.env(), json!({"run_id": run_id})).await.json().unwrap();
     assert_eq!(out["total_tasks"], 5);
     assert_eq!(out["completed_tasks"], 2);
     assert_eq!(out["failed_tasks"], 2);
@@ -448,7 +455,7 @@ async fn aggregate_reads_python_numbers_exactly_and_writes_the_report() {
     assert_eq!(attr_n(&stored, "completed_tasks"), "2");
     assert_eq!(attr_s(&stored, "results_s3_key"), key);
 
-    let r = aggregate::handle(t.env(), json!({"run_id": "run-missing"})).await;
+    let r = aggregate::handle(t.env(), json!({"run_id": "run-missing"})).await.json();
     assert_eq!(error_type(r).0, "RunNotFound");
 }
 
@@ -457,7 +464,7 @@ async fn aggregate_without_a_bucket_writes_no_report() {
     let mut t = TestEnv::new(&[]).await;
     t.config.s3_bucket = None;
     let (run_id, _) = new_run(&t, 3).await;
-    let out = aggregate::handle(t.env(), json!({"run_id": run_id})).await.unwrap();
+    let out = aggregate::handle(t.env(), json!({"run_id": run_id})).await.json().unwrap();
     assert_eq!(out["results_s3_key"], Value::Null);
     assert_eq!(out["pending_tasks"], 3);
     assert_eq!(out["accuracy"], 0.0);
@@ -495,7 +502,7 @@ async fn published(t: &TestEnv, config: &str, metric: &str) -> f64 {
 async fn complete_sets_status_and_publishes_once_per_execution() {
     let t = TestEnv::new(&[]).await;
     let config = format!("cfg-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let out = initialize::handle(t.env(), json!({"config_name": config, "task_ids": ids(4)})).await.unwrap();
+    let out = initialize::handle(t.env(), json!({"config_name": config, "task_ids": ids(4)})).await.json().unwrap();
     let run_id = out["run_id"].as_str().unwrap();
     // The tasks as the worker left them: Complete counts from the table itself.
     for (i, cost) in ["0.5", "0.5", "0.25"].iter().enumerate() {
@@ -519,14 +526,14 @@ async fn complete_sets_status_and_publishes_once_per_execution() {
         "aggregation": {"run_id": run_id, "total_tasks": 4, "completed_tasks": 3, "failed_tasks": 1,
                         "total_cost_usd": 1.25, "accuracy": 0.6666666666666666, "results_s3_key": null},
     });
-    let first = complete::handle(t.env_with_clock(clock.clone()), event.clone()).await.unwrap();
+    let first = complete::handle(t.env_with_clock(clock.clone()), event.clone()).await.json().unwrap();
     assert_eq!(first["status"], "COMPLETED_WITH_ERRORS");
     assert_eq!(first["metrics_published"], true);
     assert_eq!(first["final_metrics"]["total_cost_usd"].to_string(), "1.25");
     let d = first["final_metrics"]["duration_seconds"].as_f64().unwrap();
     assert!((89.0..=120.0).contains(&d), "{d}");
     clock.advance(chrono::Duration::seconds(30));
-    let second = complete::handle(t.env_with_clock(clock), event).await.unwrap();
+    let second = complete::handle(t.env_with_clock(clock), event).await.json().unwrap();
     assert_eq!(second["status"], first["status"]);
     assert_eq!(second["completed_at"], first["completed_at"]);
     assert_eq!(second["final_metrics"], first["final_metrics"]);
@@ -547,6 +554,7 @@ async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
                "execution_start_time": "2026-11-27T10:00:00Z"}),
     )
     .await
+    .json()
     .unwrap();
     let run_id = out["run_id"].as_str().unwrap().to_owned();
     let set = |task: &str, status: &str, cost: Option<&str>| {
@@ -560,9 +568,11 @@ async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
     let complete_exec = |n: u32| {
         let (t, run_id) = (&t, run_id.clone());
         async move {
-            let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": exec(n)})).await.unwrap();
+            let agg =
+                aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": exec(n)})).await.json().unwrap();
             complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec(n)}))
                 .await
+                .json()
                 .unwrap()
         }
     };
@@ -573,7 +583,7 @@ async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
                 t.env(),
                 json!({"run_id": run_id, "config_name": config, "task_ids": [task], "retry": true, "execution_arn": exec(n)}),
             )
-            .await
+            .await.json()
             .unwrap()
         }
     };
@@ -626,17 +636,19 @@ async fn complete_of_a_superseded_execution_changes_nothing() {
         json!({"config_name": "sup", "task_ids": ids(2), "execution_arn": "arn:aws:states:us-east-1:1:execution:arc:old",
                "execution_start_time": "2026-11-27T10:00:00Z"}),
     )
-    .await
+    .await.json()
     .unwrap();
     let run_id = out["run_id"].as_str().unwrap();
     // A newer retry execution owns the run now.
     t.set_run(run_id, &[("execution_arn", s("arn:aws:states:us-east-1:1:execution:arc:retry-g1"))]).await;
     let before = t.snapshot().await;
     let old = "arn:aws:states:us-east-1:1:execution:arc:old";
-    let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": old})).await.unwrap();
+    let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": old})).await.json().unwrap();
     assert_eq!(agg["superseded"], true);
-    let done =
-        complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": old})).await.unwrap();
+    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": old}))
+        .await
+        .json()
+        .unwrap();
     assert_eq!(done["superseded"], true);
     assert_eq!(done["status"], "RUNNING");
     assert_eq!(before, t.snapshot().await, "an old execution redriven by hand wrote something");
@@ -652,14 +664,17 @@ async fn complete_ends_tasks_left_in_flight_as_failed_attempts() {
                "execution_start_time": "2026-11-27T10:00:00Z"}),
     )
     .await
+    .json()
     .unwrap();
     let run_id = out["run_id"].as_str().unwrap();
     t.set_task(run_id, "task00000", &[("status", s("COMPLETED")), ("cost_usd", AttributeValue::N("0.1".into()))]).await;
     t.set_task(run_id, "task00001", &[("status", s("IN_PROGRESS")), ("worker_id", s("77@host"))]).await;
     t.set_task(run_id, "task00002", &[("retry_count", AttributeValue::N("2".into()))]).await; // PENDING, 2 failures before
     let agg = json!({"total_tasks": 3, "completed_tasks": 1, "failed_tasks": 0, "total_cost_usd": 0.1, "accuracy": 0});
-    let done =
-        complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec})).await.unwrap();
+    let done = complete::handle(t.env(), json!({"run_id": run_id, "aggregation": agg, "execution_arn": exec}))
+        .await
+        .json()
+        .unwrap();
     assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");
     assert_eq!(done["final_metrics"]["failed_tasks"], 2);
     let t1 = t.tables().get_task(run_id, "task00001").await.unwrap().unwrap();
@@ -700,13 +715,13 @@ async fn complete_status_rules() {
             json!({"run_id": run_id, "aggregation": {"total_tasks": 3, "completed_tasks": completed, "failed_tasks": failed,
                    "total_cost_usd": "0", "accuracy": 0}}),
         )
-        .await
+        .await.json()
         .unwrap();
         assert_eq!(out["status"], want);
     }
-    let r = complete::handle(t.env(), json!({"run_id": "run-none", "aggregation": {"total_tasks": 0, "completed_tasks": 0, "failed_tasks": 0, "total_cost_usd": 0}})).await;
+    let r = complete::handle(t.env(), json!({"run_id": "run-none", "aggregation": {"total_tasks": 0, "completed_tasks": 0, "failed_tasks": 0, "total_cost_usd": 0}})).await.json();
     assert_eq!(error_type(r).0, "RunNotFound");
-    let r = complete::handle(t.env(), json!({"run_id": "r", "aggregation": {"total_tasks": 1}})).await;
+    let r = complete::handle(t.env(), json!({"run_id": "r", "aggregation": {"total_tasks": 1}})).await.json();
     assert!(
         matches!(r, Err(ArcError::InvalidInput { ref field, .. }) if field == "aggregation.completed_tasks"),
         "{r:?}"
@@ -730,7 +745,7 @@ async fn a_cloudwatch_failure_is_not_fatal() {
         env,
         json!({"run_id": run_id, "aggregation": {"total_tasks": 1, "completed_tasks": 1, "failed_tasks": 0, "total_cost_usd": 0.5, "accuracy": 1.0}}),
     )
-    .await
+    .await.json()
     .unwrap();
     assert_eq!(out["status"], "COMPLETED");
     assert_eq!(out["metrics_published"], false);

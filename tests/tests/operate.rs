@@ -88,7 +88,7 @@ impl World {
         let start = DateTime::from_timestamp(d.start_date().secs(), d.start_date().subsec_nanos()).unwrap();
         merged["execution_arn"] = json!(arn);
         merged["execution_start_time"] = json!(start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        initialize::initialize(&self.t.env(), merged).await.expect("initialize")
+        initialize::handle(self.t.env(), merged).await.expect("initialize")
     }
 
     /// `arcctl runs start` + the execution's Initialize: (run id, execution ARN).
@@ -108,8 +108,9 @@ impl World {
 
     async fn aggregate_and_complete(&self, run_id: &str, arn: &str) -> complete::Output {
         let env = self.t.env();
-        let agg = aggregate::aggregate(&env, json!({"run_id": run_id, "execution_arn": arn})).await.expect("aggregate");
-        complete::complete(&env, json!({"run_id": run_id, "execution_arn": arn, "aggregation": agg}))
+        let agg =
+            aggregate::handle(env.clone(), json!({"run_id": run_id, "execution_arn": arn})).await.expect("aggregate");
+        complete::handle(env.clone(), json!({"run_id": run_id, "execution_arn": arn, "aggregation": agg}))
             .await
             .expect("complete")
     }
@@ -253,7 +254,7 @@ async fn a_cancelled_run_is_stopped_for_good_and_resume_makes_it_retryable_again
     // Initialize's retry mode refuses it too.
     let retry = json!({"run_id": run_id, "config_name": "cfg-cancel", "task_ids": ["t3"], "retry": true,
         "execution_arn": format!("{}:retry-x-g1", w.sm_arn.replace(":stateMachine:", ":execution:"))});
-    match initialize::initialize(&w.t.env(), retry).await {
+    match initialize::handle(w.t.env(), retry).await {
         Err(e @ ArcError::Conflict(_)) => assert!(e.to_string().contains("is CANCELLED"), "{e}"),
         other => panic!("{other:?}"),
     }
@@ -263,7 +264,7 @@ async fn a_cancelled_run_is_stopped_for_good_and_resume_makes_it_retryable_again
     // Its old execution's Aggregate and Complete (redriven by hand) do not un-cancel it, do not
     // settle its tasks, and publish RunCancelled (once), not RunCompleted.
     let done = w.aggregate_and_complete(&run_id, &arn).await;
-    assert_eq!(done.status, "CANCELLED");
+    assert_eq!(done.status.as_str(), "CANCELLED");
     assert!(done.metrics_published);
     let run = w.run_item(&run_id).await;
     assert_eq!(attr(&run, "status"), "CANCELLED");
@@ -271,8 +272,8 @@ async fn a_cancelled_run_is_stopped_for_good_and_resume_makes_it_retryable_again
     assert_eq!(attr(&run, "published_run_completed"), "");
     assert_eq!(attr(&w.task_item(&run_id, "t2").await, "status"), "IN_PROGRESS");
     assert_eq!(attr(&w.task_item(&run_id, "t4").await, "status"), "PENDING");
-    let again = complete::complete(
-        &w.t.env(),
+    let again = complete::handle(
+        w.t.env(),
         json!({"run_id": run_id, "execution_arn": arn, "aggregation": {"total_tasks": 6, "completed_tasks": 1,
             "failed_tasks": 2, "accuracy": 1.0, "total_cost_usd": 0.25}}),
     )
@@ -347,7 +348,7 @@ async fn a_cancel_between_the_sweepers_read_and_its_claim_makes_the_claim_fail()
         .is_none());
 
     let next = format!("{}:retry-x-g1", w.sm_arn.replace(":stateMachine:", ":execution:"));
-    let claim = arc_sweeper::writes::claim_run(&tables, &read, 1, &next, &now).await.unwrap();
+    let claim = tables.claim_run(&read, 1, &next, &now).await.unwrap();
     assert!(claim.is_none(), "a claim decided on the status read before the cancel");
     let run = tables.require_run(&run_id).await.unwrap();
     assert_eq!((run.status.as_str(), run.retry_generation), ("CANCELLED", 0));
@@ -477,7 +478,7 @@ async fn watch_follows_a_run_until_it_ends_and_exits_by_its_status() {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
     let done = w.aggregate_and_complete(&run_id, &arn).await;
-    assert_eq!(done.status, "COMPLETED");
+    assert_eq!(done.status.as_str(), "COMPLETED");
     let out = finished(watcher).await;
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
@@ -496,7 +497,7 @@ async fn watch_follows_a_run_until_it_ends_and_exits_by_its_status() {
     set_task(&w, &run_id, "d", "COMPLETED", 0, &completed("1", true)).await;
     set_task(&w, &run_id, "e", "FAILED_PERMANENT", 3, &failure(137)).await;
     let done = w.aggregate_and_complete(&run_id, &arn).await;
-    assert_eq!(done.status, "COMPLETED_WITH_ERRORS");
+    assert_eq!(done.status.as_str(), "COMPLETED_WITH_ERRORS");
     let out = finished(watcher).await;
     assert_eq!(out.code, 1, "{out:?}");
     let last = out.stdout.lines().last().unwrap_or("");

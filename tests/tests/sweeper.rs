@@ -1,19 +1,24 @@
 //! The retry sweeper against moto (issue 3): backoff with an injected clock, dry run, filters,
-//! bounds, four sweepers at once, a crash between claim and start, ended executions, repair of
+//! bounds, four sweepers at once, the built sweeper SIGKILLed between claim and start, ended executions, repair of
 //! RUNNING runs, bad inputs, and the built binary through the Runtime API.
 //!
 //! moto's Step Functions holds a state machine but does not run it (execute_state_machine is
 //! off): a started execution stays RUNNING until StopExecution makes it ABORTED.
 
+use arc_integration_tests::chaos::{Ctl, Invocation};
 use arc_integration_tests::runtime_api::invoke_binary;
+use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::{lambda_binary, TestEnv};
 use arc_shared::backoff::due_at;
 use arc_shared::records::{n, s, Item};
+use arc_shared::status::RunStatus;
 use arc_shared::store::batch_put;
+use arc_shared::store::executions::EndedStatus;
 use arc_shared::time::{format_ts, FixedClock};
 use arc_shared::ArcError;
 use arc_sweeper::plan::{execution_name, DeferReason, RetryInput, MAX_EXECUTION_INPUT_BYTES};
-use arc_sweeper::{parse_request, sweep, Fault, SweepDeps, SweepRequest, SweepSummary};
+use arc_sweeper::summary::{ExecutionStatus, RepairAction, StartReason};
+use arc_sweeper::{parse_request, sweep, SweepDeps, SweepRequest, SweepSummary};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -449,15 +454,36 @@ async fn four_sweepers_at_once_requeue_every_task_exactly_once() {
 
 // ---------------------------------------------------------------- crashes and ended executions
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_crash_between_claim_and_start_is_repaired_exactly_once() {
+    // The real thing: the built sweeper, SIGKILLed while its StartExecution is held by the
+    // emulator (tests/support/moto_serial.py), after it claimed the run and re-queued its tasks.
     let w = world(&[]).await;
+    let now = Utc::now();
+    w.clock.set(now);
     let r = "run-crash";
     put_run(&w, r, "COMPLETED_WITH_ERRORS", None, 5).await;
-    put_tasks(&w, (0..5).map(|j| failed_task(r, &format!("t{j}"), 1, t0() - Duration::hours(1))).collect()).await;
-    let crashing = SweepDeps { fault: Fault::CrashBeforeStart, ..w.deps.clone() };
-    let err = sweep(&crashing, SweepRequest::scheduled()).await.unwrap_err();
-    assert_eq!(err.error_type(), "Conflict", "{err}");
+    put_tasks(&w, (0..5).map(|j| failed_task(r, &format!("t{j}"), 1, now - Duration::hours(1))).collect()).await;
+    let sm_name = w.sm_arn.rsplit(':').next().unwrap().to_owned();
+    let ctl = Ctl::new(&w.t.endpoint);
+    let hold = format!("crash-{sm_name}");
+    ctl.hold(&hold, 1, "before", &json!({"operations": ["StartExecution"], "contains": [sm_name]}));
+    let mut env = w.t.lambda_env();
+    env.push(("STATE_MACHINE_ARN".into(), w.sm_arn.clone()));
+    env.push(("CLOUDWATCH_NAMESPACE".into(), w.namespace.clone()));
+    let mut sweeper = Invocation::start(&lambda_binary("sweeper"), &env, json!({}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ctl.hold_state(&hold)["held"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweeper never reached StartExecution: {:?}",
+            sweeper.outcome()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sweeper.kill();
+    ctl.release(&hold, "drop");
+    assert_eq!(sweeper.outcome(), None, "killed before it answered");
     let name = execution_name(r, 1);
     assert_eq!(attr(&run(&w, r).await, "status"), "RUNNING");
     assert_eq!(attr(&task(&w, r, "t0").await, "status"), "RETRY_QUEUED");
@@ -473,7 +499,7 @@ async fn a_crash_between_claim_and_start_is_repaired_exactly_once() {
     let repair = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
     assert_eq!(repair.executions_started.len(), 1, "{repair:#?}");
     assert_eq!(repair.executions_started[0].execution_name, name);
-    assert_eq!(repair.executions_started[0].reason, "repair");
+    assert_eq!(repair.executions_started[0].reason, StartReason::Repair);
     let again = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
     assert!(again.executions_started.is_empty(), "{again:#?}");
     let ex = executions(&w).await;
@@ -497,9 +523,9 @@ async fn an_execution_that_ended_is_not_done() {
 
     w.clock.advance(Duration::minutes(1));
     let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
-    let finished: Vec<_> = out.repaired.iter().filter(|x| x.action == "run_finished").collect();
+    let finished: Vec<_> = out.repaired.iter().filter(|x| x.action == RepairAction::RunFinished).collect();
     assert_eq!(finished.len(), 1, "{out:#?}");
-    assert_eq!(finished[0].execution_status.as_deref(), Some("ABORTED"));
+    assert_eq!(finished[0].execution_status, Some(ExecutionStatus::Ended(EndedStatus::Aborted)));
     assert_eq!(finished[0].tasks, 3);
     for j in 0..3 {
         let it = task(&w, r, &format!("t{j}")).await;
@@ -548,7 +574,7 @@ async fn a_running_run_whose_execution_was_stopped_is_repaired() {
     let out = sweep(&w.deps, SweepRequest::scheduled()).await.unwrap();
     assert_eq!(out.repaired.len(), 1, "{out:#?}");
     assert_eq!(out.repaired[0].run_id, "run-dead");
-    assert_eq!(out.repaired[0].run_status.as_deref(), Some("COMPLETED_WITH_ERRORS"));
+    assert_eq!(out.repaired[0].run_status, Some(RunStatus::CompletedWithErrors));
     // PENDING: no worker ever claimed it, so the ended execution is not charged to it.
     let p = task(&w, "run-dead", "p").await;
     assert_eq!(attr(&p, "status"), "FAILED");
@@ -642,7 +668,7 @@ async fn the_retry_input_reopens_the_tasks_through_initialize() {
         "run_id": input.run_id, "task_ids": input.task_ids, "config_name": input.config_name,
         "retry": true, "execution_arn": arn,
     });
-    arc_handlers::initialize::handle(w.t.env(), payload).await.expect("initialize retry");
+    arc_handlers::initialize::handle(w.t.env(), payload).await.json().expect("initialize retry");
     for id in ["t0", "t1"] {
         assert_eq!(attr(&task(&w, r, id).await, "status"), "PENDING", "{id}");
     }

@@ -10,6 +10,7 @@
 //! arcctl runs as the built binary (`cargo build --workspace` builds it), as in cli.rs.
 
 use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
+use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::{lambda_binary, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
 use arc_shared::store::batch_put;
@@ -281,7 +282,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     let obj = input.as_object_mut().unwrap();
     obj.remove("triggered_by");
     obj.insert("execution_arn".into(), json!(started.execution_arn));
-    let init = arc_handlers::initialize::handle(t.env(), input).await.expect("initialize retry");
+    let init = arc_handlers::initialize::handle(t.env(), input).await.json().expect("initialize retry");
     assert_eq!(init["retry"], true, "{init}");
     let reopened: Vec<&str> = init["task_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(reopened, ["009d5c81", "00d62c1b"], "{init}");

@@ -5,6 +5,7 @@
 //! repeated delivery must change nothing.
 
 use arc_handlers::{aggregate, handle_error, initialize};
+use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::TestEnv;
 use arc_shared::records::{s, TaskRecord};
 use arc_shared::time::{parse_ts, SystemClock};
@@ -54,6 +55,7 @@ async fn world(n: usize) -> World {
                "execution_start_time": "2026-11-27T10:00:00Z"}),
     )
     .await
+    .json()
     .unwrap();
     let worker =
         Worker::new(t.clients.dynamodb.clone(), &t.config.runs_table, &t.config.tasks_table, Arc::new(SystemClock));
@@ -72,7 +74,7 @@ impl World {
             "error": job.step_functions_error(task, &[("RUN_ID".into(), self.run_id.clone())]),
             "delivery": {"execution_arn": format!("{EXEC}/child-{task}"), "entered_at": "2026-11-27T10:05:00Z"},
         });
-        handle_error::handle(self.t.env(), event).await.unwrap()
+        handle_error::handle(self.t.env(), event).await.json().unwrap()
     }
 
     async fn task(&self, task: &str) -> TaskRecord {
@@ -115,7 +117,7 @@ async fn the_worker_completes_tasks_of_a_run_initialize_created_and_aggregate_se
     assert_eq!(run.completed_tasks, 2, "the worker's `completed_tasks + :one`");
     assert_eq!(run.total_cost_usd, Some(Decimal::from_str("0.425000000000000001").unwrap()));
     assert_eq!(run.total_input_tokens, Some(2400));
-    let agg = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.unwrap();
+    let agg = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.json().unwrap();
     assert_eq!(agg["completed_tasks"], 2);
     assert_eq!(agg["total_cost_usd"].to_string(), "0.425000000000000001");
     // Aggregate keeps every roll-up a number the worker can add to.
@@ -250,13 +252,13 @@ async fn a_killed_container_is_counted_and_a_spot_reclaim_left_in_flight_is_sett
     assert!(job.succeeded);
     assert!(job.attempts[1].log.iter().any(|l| l.contains("already claimed")));
     assert_eq!(w.task("t1").await.status.as_str(), "IN_PROGRESS");
-    let agg = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.unwrap();
+    let agg = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.json().unwrap();
     assert_eq!(agg["settled_tasks"], 1);
     let t = w.task("t1").await;
     assert_eq!((t.status.as_str(), t.retry_count), ("FAILED", 1));
     w.assert_due_times_agree("t1").await;
     let before = w.t.snapshot().await;
-    let again = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.unwrap();
+    let again = aggregate::handle(w.t.env(), json!({"run_id": w.run_id, "execution_arn": EXEC})).await.json().unwrap();
     assert_eq!(again["settled_tasks"], 0, "settled once");
     let after = w.t.snapshot().await;
     let tasks_only = |v: &Vec<String>| v.iter().filter(|l| l.contains("task_id=")).cloned().collect::<Vec<_>>();
@@ -274,10 +276,10 @@ async fn a_failure_without_a_job_id_is_counted_once_across_handle_errors_own_ret
         "error": {"Error": "States.Timeout", "Cause": "The task timed out."},
         "delivery": {"execution_arn": format!("{EXEC}/child-t0"), "entered_at": "2026-11-27T10:05:00Z"},
     });
-    let first = handle_error::handle(w.t.env(), event.clone()).await.unwrap();
+    let first = handle_error::handle(w.t.env(), event.clone()).await.json().unwrap();
     assert_eq!((first["retry_count"].as_u64(), first["counted"].as_bool()), (Some(1), Some(true)));
     let before = w.t.snapshot().await;
-    let second = handle_error::handle(w.t.env(), event).await.unwrap();
+    let second = handle_error::handle(w.t.env(), event).await.json().unwrap();
     assert_eq!((second["retry_count"].as_u64(), second["counted"].as_bool()), (Some(1), Some(false)));
     assert_eq!(before, w.t.snapshot().await);
 }
@@ -294,7 +296,7 @@ async fn secrets_in_the_batch_cause_never_reach_the_table_or_the_output() {
     cause["Container"]["environment"] = json!([{"name": "ANTHROPIC_API_KEY", "value": format!("{secret}-2")}]);
     error["Cause"] = json!(cause.to_string());
     let event = json!({"run_id": w.run_id, "task_id": "t0", "error": error});
-    let out = handle_error::handle(w.t.env(), event).await.unwrap();
+    let out = handle_error::handle(w.t.env(), event).await.json().unwrap();
     assert!(!out.to_string().contains(secret), "{out}");
     let snapshot = w.t.snapshot().await.join("\n");
     assert!(!snapshot.contains(secret), "the secret reached the table");

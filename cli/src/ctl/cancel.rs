@@ -14,15 +14,16 @@
 
 use super::runs::json_text;
 use super::Ctx;
+use crate::aws;
 use crate::exit::{emit, CliError};
 use crate::table::Table;
 use arc_shared::metrics::Metrics;
 use arc_shared::status::{RunStatus, TaskStatus};
 use arc_shared::store::cancel::resumed_status;
+use arc_shared::store::executions::{self, ExecState};
 use arc_shared::store::Cancellation;
 use arc_shared::time::format_ts;
 use arc_shared::ArcError;
-use arc_sweeper::executions::{self, ExecState};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -33,13 +34,10 @@ const IDENTITY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Who is running this command: the caller's ARN from STS GetCallerIdentity when the
 /// credentials allow it, else `$USER` (else `unknown`).
 pub async fn caller_identity(ctx: &Ctx) -> String {
-    let sts = aws_sdk_sts::Client::new(&ctx.sdk);
-    if let Ok(Ok(out)) = tokio::time::timeout(IDENTITY_TIMEOUT, sts.get_caller_identity().send()).await {
-        if let Some(arn) = out.arn().filter(|a| !a.is_empty()) {
-            return arn.to_owned();
-        }
+    match aws::caller_arn(&ctx.sdk, IDENTITY_TIMEOUT).await {
+        Some(arn) => arn,
+        None => std::env::var("USER").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| "unknown".to_owned()),
     }
-    std::env::var("USER").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// What became of the run's execution.
@@ -56,23 +54,26 @@ pub enum Stopped {
 }
 
 impl Stopped {
-    pub fn describe(&self) -> String {
+    /// The execution's ARN and what became of it.
+    fn outcome(&self) -> Option<(&str, String)> {
         match self {
-            Self::Stopped(arn) => format!("execution {arn} stopped"),
-            Self::AlreadyEnded(arn, status) => format!("execution {arn} had already ended ({status})"),
-            Self::NotFound(arn) => format!("execution {arn} does not exist"),
-            Self::None => "no execution recorded on the run".to_owned(),
+            Self::Stopped(arn) => Some((arn, "stopped".to_owned())),
+            Self::AlreadyEnded(arn, status) => Some((arn, format!("had already ended ({status})"))),
+            Self::NotFound(arn) => Some((arn, "does not exist".to_owned())),
+            Self::None => None,
         }
+    }
+
+    pub fn describe(&self) -> String {
+        self.outcome().map_or_else(
+            || "no execution recorded on the run".to_owned(),
+            |(arn, what)| format!("execution {arn} {what}"),
+        )
     }
 
     /// The same, for a table row headed "execution".
     pub fn short(&self) -> String {
-        match self {
-            Self::Stopped(arn) => format!("{arn}: stopped"),
-            Self::AlreadyEnded(arn, status) => format!("{arn}: had already ended ({status})"),
-            Self::NotFound(arn) => format!("{arn}: does not exist"),
-            Self::None => "none recorded on the run".to_owned(),
-        }
+        self.outcome().map_or_else(|| "none recorded on the run".to_owned(), |(arn, what)| format!("{arn}: {what}"))
     }
 
     fn json(&self) -> serde_json::Value {
@@ -91,19 +92,16 @@ async fn stop(ctx: &Ctx, arn: Option<&str>, cause: &str) -> Result<Stopped, ArcE
     let sfn = &ctx.clients.sfn;
     match executions::describe(sfn, arn).await?.state {
         ExecState::Missing => return Ok(Stopped::NotFound(arn.to_owned())),
-        ExecState::Ended(status) => return Ok(Stopped::AlreadyEnded(arn.to_owned(), status)),
+        ExecState::Ended(status) => return Ok(Stopped::AlreadyEnded(arn.to_owned(), status.to_string())),
         ExecState::Live => {}
     }
-    match sfn.stop_execution().execution_arn(arn).error("Cancelled").cause(cause).send().await {
-        Ok(_) => Ok(Stopped::Stopped(arn.to_owned())),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_execution_does_not_exist()) => {
-            Ok(Stopped::NotFound(arn.to_owned()))
-        }
-        Err(e) => {
+    match executions::stop(sfn, arn, Some("Cancelled"), cause).await {
+        Ok(true) => Ok(Stopped::Stopped(arn.to_owned())),
+        Ok(false) => Ok(Stopped::NotFound(arn.to_owned())),
+        Err(err) => {
             // It may have ended between the two calls: that is fine too.
-            let err = ArcError::from_sdk("StopExecution", e);
             match executions::describe(sfn, arn).await.map(|d| d.state) {
-                Ok(ExecState::Ended(status)) => Ok(Stopped::AlreadyEnded(arn.to_owned(), status)),
+                Ok(ExecState::Ended(status)) => Ok(Stopped::AlreadyEnded(arn.to_owned(), status.to_string())),
                 Ok(ExecState::Missing) => Ok(Stopped::NotFound(arn.to_owned())),
                 _ => Err(err),
             }

@@ -6,10 +6,13 @@
 use super::runs::json_text;
 use super::tables::{self, IndexSpec, CONFIG_INDEX_SPEC, STATUS_INDEX_SPEC};
 use super::Ctx;
+use crate::aws;
 use crate::exit::{emit, CliError};
 use arc_shared::records::RUN_ROLLUPS;
+use arc_shared::store::admin::rollup_gaps;
+use arc_shared::store::schema::describe_table;
 use arc_shared::ArcError;
-use aws_sdk_dynamodb::types::{AttributeValue, TableDescription};
+use aws_sdk_dynamodb::types::TableDescription;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -64,10 +67,10 @@ pub async fn checks(ctx: &Ctx, opts: &Options) -> Vec<Check> {
     let tasks_name = &ctx.config.tasks_table;
     let mut out = Vec::new();
 
-    let runs = tables::describe(db, runs_name).await;
+    let runs = describe_table(db, runs_name).await;
     out.push(table_check("runs table", "RUNS_TABLE", runs_name, &runs, "run_id", None));
     let runs = runs.ok().flatten().filter(|t| tables::has_keys(t, "run_id", None));
-    let tasks = tables::describe(db, tasks_name).await;
+    let tasks = describe_table(db, tasks_name).await;
     out.push(table_check("tasks table", "TASKS_TABLE", tasks_name, &tasks, "run_id", Some("task_id")));
     let tasks = tasks.ok().flatten().filter(|t| tables::has_keys(t, "run_id", Some("task_id")));
 
@@ -233,65 +236,29 @@ fn config_index_fix(table: &str, t: &TableDescription) -> String {
     )
 }
 
-/// Which roll-ups a run item lacks, and which it has as something else than a number.
-pub fn rollup_gaps(item: &arc_shared::records::Item) -> (Vec<&'static str>, Vec<&'static str>) {
-    let mut missing = Vec::new();
-    let mut not_numbers = Vec::new();
-    for r in RUN_ROLLUPS {
-        match item.get(r) {
-            None | Some(AttributeValue::Null(_)) => missing.push(r),
-            Some(AttributeValue::N(_)) => {}
-            Some(_) => not_numbers.push(r),
-        }
-    }
-    (missing, not_numbers)
-}
-
-/// The projection `#run_id, #completed_tasks, …` and its names.
-pub fn rollup_projection() -> (String, Vec<(String, String)>) {
-    let names: Vec<(String, String)> =
-        std::iter::once("run_id").chain(RUN_ROLLUPS).map(|a| (format!("#{a}"), a.to_owned())).collect();
-    let projection = names.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ");
-    (projection, names)
-}
-
 async fn rollups_check(ctx: &Ctx, table: &str) -> Check {
     const NAME: &str = "run roll-ups";
-    let (projection, names) = rollup_projection();
-    let scan = ctx
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(table)
-        .limit(ROLLUP_SAMPLE)
-        .projection_expression(projection)
-        .set_expression_attribute_names(Some(names.into_iter().collect()))
-        .send()
-        .await;
-    let out = match scan {
-        Ok(out) => out,
-        Err(e) => return Check::error(NAME, &ArcError::from_sdk(&format!("Scan {table}"), e)),
+    let page = match ctx.tables().rollups_page(ROLLUP_SAMPLE, None).await {
+        Ok(page) => page,
+        Err(e) => return Check::error(NAME, &e),
     };
-    let more = out.last_evaluated_key.as_ref().is_some_and(|k| !k.is_empty());
-    let items = out.items.unwrap_or_default();
+    let more = page.next.is_some();
+    let items = page.items;
     let sample = format!("{} run(s) sampled{}", items.len(), if more { " (the first page of a scan)" } else { "" });
     let mut lacking = 0usize;
     let mut by_attr: BTreeMap<&str, usize> = BTreeMap::new();
     let mut not_numbers: Vec<String> = Vec::new();
     for item in &items {
-        let (missing, wrong) = rollup_gaps(item);
-        if !missing.is_empty() {
+        let gaps = rollup_gaps(item);
+        if !gaps.missing.is_empty() {
             lacking += 1;
-            for m in missing {
+            for m in gaps.missing {
                 *by_attr.entry(m).or_default() += 1;
             }
         }
-        if !wrong.is_empty() {
-            let id = match item.get("run_id") {
-                Some(AttributeValue::S(s)) => s.clone(),
-                _ => "?".to_owned(),
-            };
-            not_numbers.push(format!("{id} ({})", wrong.join(", ")));
+        if !gaps.not_numbers.is_empty() {
+            let id = gaps.run_id.as_deref().unwrap_or("?");
+            not_numbers.push(format!("{id} ({})", gaps.not_numbers.join(", ")));
         }
     }
     if lacking == 0 && not_numbers.is_empty() {
@@ -335,29 +302,25 @@ async fn state_machine_check(ctx: &Ctx) -> Check {
             "export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)",
         );
     };
-    match ctx.clients.sfn.describe_state_machine().state_machine_arn(arn).send().await {
-        Ok(out) => {
-            Check::pass(NAME, format!("{} ({})", out.name(), out.status().map_or("status unknown", |s| s.as_str())))
+    match aws::state_machine(&ctx.clients.sfn, arn).await {
+        Ok(Some(sm)) => {
+            Check::pass(NAME, format!("{} ({})", sm.name, sm.status.as_deref().unwrap_or("status unknown")))
         }
-        Err(e)
-            if e.as_service_error().is_some_and(|se| se.is_state_machine_does_not_exist() || se.is_invalid_arn()) =>
-        {
-            Check::fail(
-                NAME,
-                format!(
-                    "{arn} does not exist (STATE_MACHINE_ARN): the module creates <name_prefix>-pipeline; then \
+        Ok(None) => Check::fail(
+            NAME,
+            format!(
+                "{arn} does not exist (STATE_MACHINE_ARN): the module creates <name_prefix>-pipeline; then \
                      export STATE_MACHINE_ARN=$(terraform output -raw state_machine_arn)"
-                ),
-                "terraform apply",
-            )
-        }
-        Err(e) => Check::error(NAME, &ArcError::from_sdk("DescribeStateMachine", e)),
+            ),
+            "terraform apply",
+        ),
+        Err(e) => Check::error(NAME, &e),
     }
 }
 
 async fn rate_limits_check(ctx: &Ctx, table: &str) -> Check {
     const NAME: &str = "rate-limits table";
-    match tables::describe(&ctx.clients.dynamodb, table).await {
+    match describe_table(&ctx.clients.dynamodb, table).await {
         Err(e) => Check::error(NAME, &e),
         Ok(None) => Check::fail(
             NAME,
@@ -382,13 +345,10 @@ async fn rate_limits_check(ctx: &Ctx, table: &str) -> Check {
 /// The sweeper function, and its ARN when it exists.
 async fn function_check(ctx: &Ctx, function: &str) -> (Check, Option<String>) {
     const NAME: &str = "sweeper function";
-    let client = aws_sdk_lambda::Client::new(&ctx.sdk);
-    match client.get_function().function_name(function).send().await {
-        Ok(out) => {
-            let conf = out.configuration();
-            let arn = conf.and_then(|c| c.function_arn()).map(str::to_owned);
-            let vars = conf.and_then(|c| c.environment()).and_then(|e| e.variables());
-            let var = |k: &str| vars.and_then(|v| v.get(k)).map(String::as_str);
+    match aws::function(&ctx.sdk, function).await {
+        Ok(Some(f)) => {
+            let arn = f.arn;
+            let var = |k: &str| f.env.get(k).map(String::as_str);
             // The function must see the tables this check looked at.
             let mut differs = Vec::new();
             for (k, ours) in [("RUNS_TABLE", &ctx.config.runs_table), ("TASKS_TABLE", &ctx.config.tasks_table)] {
@@ -405,10 +365,10 @@ async fn function_check(ctx: &Ctx, function: &str) -> (Check, Option<String>) {
                 );
                 return (Check::fail(NAME, format!("{function} uses {}", differs.join(", ")), fix), arn);
             }
-            let runtime = conf.and_then(|c| c.runtime()).map_or("unknown runtime", |r| r.as_str());
+            let runtime = f.runtime.as_deref().unwrap_or("unknown runtime");
             (Check::pass(NAME, format!("{function} ({runtime})")), arn)
         }
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => (
+        Ok(None) => (
             Check::fail(
                 NAME,
                 format!("Lambda function {function} does not exist (the module deploys <name_prefix>-sweeper)"),
@@ -416,7 +376,7 @@ async fn function_check(ctx: &Ctx, function: &str) -> (Check, Option<String>) {
             ),
             None,
         ),
-        Err(e) => (Check::error(NAME, &ArcError::from_sdk("GetFunction", e)), None),
+        Err(e) => (Check::error(NAME, &e), None),
     }
 }
 
@@ -433,14 +393,13 @@ pub fn schedule_groups(function: &str) -> Vec<String> {
 
 async fn schedule_check(ctx: &Ctx, function: &str, function_arn: Option<&str>) -> Check {
     const NAME: &str = "sweeper schedule";
-    let client = aws_sdk_scheduler::Client::new(&ctx.sdk);
     let groups = schedule_groups(function);
     for group in &groups {
-        match client.get_schedule().name(function).group_name(group).send().await {
-            Ok(out) => {
-                let state = out.state().map_or("UNKNOWN", |s| s.as_str());
-                let expression = out.schedule_expression().unwrap_or("no expression");
-                let target = out.target().map(|t| t.arn()).unwrap_or_default();
+        match aws::schedule(&ctx.sdk, function, group).await {
+            Ok(Some(sc)) => {
+                let state = sc.state.as_deref().unwrap_or("UNKNOWN");
+                let expression = sc.expression.as_deref().unwrap_or("no expression");
+                let target = sc.target.as_deref().unwrap_or_default();
                 let detail = format!("{function} in group {group}: {expression}, {state}");
                 if state != "ENABLED" {
                     return Check::fail(
@@ -461,8 +420,8 @@ async fn schedule_check(ctx: &Ctx, function: &str, function_arn: Option<&str>) -
                 }
                 return Check::pass(NAME, detail);
             }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => continue,
-            Err(e) => return Check::error(NAME, &ArcError::from_sdk("GetSchedule", e)),
+            Ok(None) => continue,
+            Err(e) => return Check::error(NAME, &e),
         }
     }
     Check::fail(
@@ -485,30 +444,6 @@ mod tests {
         assert_eq!(schedule_groups("arc-prod-sweeper"), ["arc-prod", "default"]);
         assert_eq!(schedule_groups("my-sweeper-fn"), ["default"]);
         assert_eq!(schedule_groups("-sweeper"), ["default"]);
-    }
-
-    #[test]
-    fn rollup_gaps_tell_missing_from_not_a_number() {
-        let item: arc_shared::records::Item = [
-            ("run_id", AttributeValue::S("r".into())),
-            ("completed_tasks", AttributeValue::N("1".into())),
-            ("failed_tasks", AttributeValue::N("0".into())),
-            ("total_cost_usd", AttributeValue::S("0.5".into())),
-            ("total_input_tokens", AttributeValue::Null(true)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let (missing, wrong) = rollup_gaps(&item);
-        assert_eq!(missing, ["total_input_tokens", "total_output_tokens"]);
-        assert_eq!(wrong, ["total_cost_usd"]);
-    }
-
-    #[test]
-    fn the_projection_names_every_attribute() {
-        let (p, names) = rollup_projection();
-        assert!(p.starts_with("#run_id, #completed_tasks"), "{p}");
-        assert_eq!(names.len(), 1 + RUN_ROLLUPS.len());
     }
 
     #[test]

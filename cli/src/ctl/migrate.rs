@@ -11,19 +11,16 @@ use super::runs::json_text;
 use super::tables::{self, STATUS_INDEX_SPEC};
 use super::Ctx;
 use crate::exit::{emit, CliError};
+use crate::progress::{elapsed, StatusLine};
 use crate::table::Table;
-use arc_shared::records::{n, Item};
-use arc_shared::store::{conditional, Tables, UpdateExpr};
+use arc_shared::store::admin::rollup_gaps;
+use arc_shared::store::schema::{self, describe_table, NewIndex};
+use arc_shared::store::Tables;
 use arc_shared::ArcError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, CreateGlobalSecondaryIndexAction, DeleteGlobalSecondaryIndexAction,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ProvisionedThroughput,
-    ScalarAttributeType, TableDescription,
-};
+use aws_sdk_dynamodb::types::{ScalarAttributeType, TableDescription};
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// Options of `migrate status-index`.
@@ -56,7 +53,7 @@ pub async fn status_index(ctx: &Ctx, opts: &StatusIndexOptions) -> Result<(), Cl
     let db = &ctx.clients.dynamodb;
     let table = ctx.config.tasks_table.as_str();
     let index = STATUS_INDEX_SPEC.name;
-    let t = tables::describe(db, table).await.map_err(failed)?.ok_or_else(|| {
+    let t = describe_table(db, table).await.map_err(failed)?.ok_or_else(|| {
         CliError::failed(format!("the tasks table {table} does not exist (TASKS_TABLE); nothing changed"))
     })?;
     if !tables::has_keys(&t, "run_id", Some("task_id")) {
@@ -85,7 +82,7 @@ pub async fn status_index(ctx: &Ctx, opts: &StatusIndexOptions) -> Result<(), Cl
             }
             None if status == "DELETING" => {
                 eprintln!("{index} on {table} is being deleted; waiting until it is gone, then creating it");
-                t = wait_until_gone(db, table, index, opts, started).await?;
+                t = wait_index(db, table, Until::Gone, opts, started).await?;
             }
             None => eprintln!("{index} on {table} is {status}: waiting until it is ACTIVE"),
             Some(problem) if !opts.recreate => {
@@ -96,15 +93,8 @@ pub async fn status_index(ctx: &Ctx, opts: &StatusIndexOptions) -> Result<(), Cl
             }
             Some(problem) => {
                 eprintln!("{index} on {table} {problem}: deleting it to build it again");
-                update_table(db, table, |u| {
-                    Ok(u.global_secondary_index_updates(
-                        GlobalSecondaryIndexUpdate::builder()
-                            .delete(build(DeleteGlobalSecondaryIndexAction::builder().index_name(index).build())?)
-                            .build(),
-                    ))
-                })
-                .await?;
-                t = wait_until_gone(db, table, index, opts, started).await?;
+                schema::delete_index(db, table, index).await.map_err(failed)?;
+                t = wait_index(db, table, Until::Gone, opts, started).await?;
             }
         }
     }
@@ -115,7 +105,7 @@ pub async fn status_index(ctx: &Ctx, opts: &StatusIndexOptions) -> Result<(), Cl
             "{index} requested on {table}; DynamoDB builds it from the existing items while the table stays online"
         );
     }
-    wait_until_active(db, table, index, opts, started).await?;
+    wait_index(db, table, Until::Active, opts, started).await?;
     let what = if created { "created and ACTIVE" } else { "ACTIVE" };
     finish(ctx, table, index, what, created, started)
 }
@@ -132,171 +122,86 @@ fn finish(ctx: &Ctx, table: &str, index: &str, what: &str, created: bool, starte
     Ok(())
 }
 
-fn build<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, CliError> {
-    r.map_err(|e| CliError::failed(format!("building the request: {e}")))
-}
-
-fn attr(name: &str) -> Result<AttributeDefinition, CliError> {
-    build(AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build())
-}
-
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, CliError> {
-    build(KeySchemaElement::builder().attribute_name(name).key_type(kind).build())
-}
-
-/// UpdateTable on `table`, `f` adding what changes.
-async fn update_table(
-    db: &Client,
-    table: &str,
-    f: impl FnOnce(
-        aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder,
-    ) -> Result<aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder, CliError>,
-) -> Result<(), CliError> {
-    f(db.update_table().table_name(table))?
-        .send()
-        .await
-        .map_err(|e| failed(ArcError::from_sdk(&format!("UpdateTable {table}"), e)))?;
-    Ok(())
-}
-
-/// The GSI request: `status` / `updated_at`, projection ALL; on a provisioned table with the
-/// table's own read / write capacity (an on-demand table needs none).
+/// Adds `status-index` (`status` / `updated_at`, projection ALL); on a provisioned table with
+/// the table's own read / write capacity (an on-demand table needs none).
 async fn create_status_index(db: &Client, table: &str, t: &TableDescription) -> Result<(), CliError> {
-    let mut action = CreateGlobalSecondaryIndexAction::builder()
-        .index_name(STATUS_INDEX_SPEC.name)
-        .key_schema(key(STATUS_INDEX_SPEC.hash, KeyType::Hash)?)
-        .key_schema(key(STATUS_INDEX_SPEC.range, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build());
-    if !tables::on_demand(t) {
-        let (read, write) = tables::provisioned_capacity(t);
+    let capacity = (!tables::on_demand(t)).then(|| tables::provisioned_capacity(t));
+    if let Some((read, write)) = capacity {
         eprintln!("{table} is provisioned: the index gets the table's capacity, {read} RCU / {write} WCU");
-        action = action.provisioned_throughput(build(
-            ProvisionedThroughput::builder().read_capacity_units(read).write_capacity_units(write).build(),
-        )?);
     }
-    let action = build(action.build())?;
-    // The table's own definitions and the index keys: UpdateTable takes the key attributes of
-    // the table and of every index being created.
-    let mut definitions: Vec<AttributeDefinition> = t.attribute_definitions().to_vec();
-    for k in [STATUS_INDEX_SPEC.hash, STATUS_INDEX_SPEC.range] {
-        if !definitions.iter().any(|d| d.attribute_name() == k) {
-            definitions.push(attr(k)?);
-        }
-    }
-    update_table(db, table, |u| {
-        Ok(u.set_attribute_definitions(Some(definitions))
-            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(action).build()))
-    })
-    .await
+    let index = NewIndex {
+        name: STATUS_INDEX_SPEC.name,
+        hash: STATUS_INDEX_SPEC.hash,
+        range: STATUS_INDEX_SPEC.range,
+        capacity,
+    };
+    schema::create_index(db, table, t, &index).await.map_err(failed)
 }
 
-/// Progress on stderr: overwritten in place on a terminal, one line per change otherwise.
-struct Progress {
-    tty: bool,
-    last: String,
-    last_at: Instant,
+/// What [`wait_index`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The index is ACTIVE.
+    Active,
+    /// The index is gone (deleted).
+    Gone,
 }
 
-impl Progress {
-    fn new() -> Self {
-        Self { tty: std::io::stderr().is_terminal(), last: String::new(), last_at: Instant::now() }
-    }
-
-    fn show(&mut self, state: &str, started: Instant) {
-        let line = format!("{state} ({} elapsed)", elapsed(started.elapsed()));
-        if self.tty {
-            eprint!("\r\x1b[2K{line}");
-        } else if state != self.last || self.last_at.elapsed() >= Duration::from_secs(60) {
-            eprintln!("{line}");
-            self.last_at = Instant::now();
-        }
-        self.last = state.to_owned();
-    }
-
-    fn done(&self) {
-        if self.tty && !self.last.is_empty() {
-            eprintln!();
-        }
-    }
-}
-
-fn elapsed(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-async fn wait_until_active(
+/// Reads the table every `opts.poll` until `status-index` is as `until` says, showing its
+/// status on stderr; gives up after `opts.timeout` (counted from `started`).
+async fn wait_index(
     db: &Client,
     table: &str,
-    index: &str,
-    opts: &StatusIndexOptions,
-    started: Instant,
-) -> Result<(), CliError> {
-    let mut progress = Progress::new();
-    loop {
-        let t = tables::describe(db, table)
-            .await
-            .map_err(failed)?
-            .ok_or_else(|| CliError::failed(format!("{table} disappeared while waiting for {index}")))?;
-        let Some(g) = tables::gsi(&t, index) else {
-            progress.done();
-            return Err(CliError::failed(format!(
-                "{index} disappeared from {table} while waiting (deleted by someone else?): rerun arcctl migrate status-index"
-            )));
-        };
-        let status = tables::index_status(g);
-        let mut state = format!("{index} on {table}: IndexStatus {status}");
-        if let Some(b) = g.backfilling() {
-            state.push_str(&format!(", Backfilling {b}"));
-        }
-        if let Some(n) = g.item_count() {
-            state.push_str(&format!(", ItemCount {n}"));
-        }
-        progress.show(&state, started);
-        if status == "ACTIVE" {
-            progress.done();
-            return Ok(());
-        }
-        if started.elapsed() >= opts.timeout {
-            progress.done();
-            return Err(CliError::failed(format!(
-                "{index} on {table} is still {status} after {}: DynamoDB goes on building it; \
-                 rerun arcctl migrate status-index to wait again",
-                elapsed(started.elapsed())
-            )));
-        }
-        tokio::time::sleep(opts.poll).await;
-    }
-}
-
-async fn wait_until_gone(
-    db: &Client,
-    table: &str,
-    index: &str,
+    until: Until,
     opts: &StatusIndexOptions,
     started: Instant,
 ) -> Result<TableDescription, CliError> {
-    let mut progress = Progress::new();
+    let index = STATUS_INDEX_SPEC.name;
+    let mut progress = StatusLine::new();
     loop {
-        let t = tables::describe(db, table)
-            .await
-            .map_err(failed)?
-            .ok_or_else(|| CliError::failed(format!("{table} disappeared while waiting for {index} to be deleted")))?;
+        let t = describe_table(db, table).await.map_err(failed)?.ok_or_else(|| {
+            CliError::failed(match until {
+                Until::Active => format!("{table} disappeared while waiting for {index}"),
+                Until::Gone => format!("{table} disappeared while waiting for {index} to be deleted"),
+            })
+        })?;
         let Some(g) = tables::gsi(&t, index) else {
             progress.done();
-            return Ok(t);
+            return match until {
+                Until::Gone => Ok(t),
+                Until::Active => Err(CliError::failed(format!(
+                    "{index} disappeared from {table} while waiting (deleted by someone else?): rerun arcctl migrate status-index"
+                ))),
+            };
         };
-        progress.show(&format!("{index} on {table}: IndexStatus {}", tables::index_status(g)), started);
+        let status = tables::index_status(g).to_owned();
+        let mut state = format!("{index} on {table}: IndexStatus {status}");
+        if until == Until::Active {
+            if let Some(b) = g.backfilling() {
+                state.push_str(&format!(", Backfilling {b}"));
+            }
+            if let Some(n) = g.item_count() {
+                state.push_str(&format!(", ItemCount {n}"));
+            }
+        }
+        progress.show(&state, started);
+        if until == Until::Active && status == "ACTIVE" {
+            progress.done();
+            return Ok(t);
+        }
         if started.elapsed() >= opts.timeout {
             progress.done();
-            return Err(CliError::failed(format!(
-                "{index} on {table} is still being deleted after {}: rerun arcctl migrate status-index --recreate",
-                elapsed(started.elapsed())
-            )));
+            return Err(CliError::failed(match until {
+                Until::Active => format!(
+                    "{index} on {table} is still {status} after {}: DynamoDB goes on building it; \
+                     rerun arcctl migrate status-index to wait again",
+                    elapsed(started.elapsed())
+                ),
+                Until::Gone => format!(
+                    "{index} on {table} is still being deleted after {}: rerun arcctl migrate status-index --recreate",
+                    elapsed(started.elapsed())
+                ),
+            }));
         }
         tokio::time::sleep(opts.poll).await;
     }
@@ -333,24 +238,6 @@ pub struct BackfillReport {
     pub last_key: Option<String>,
 }
 
-fn run_id_of(item: &Item) -> Option<String> {
-    match item.get("run_id") {
-        Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// Sets the missing roll-ups of one run to 0: `Ok(true)` written, `Ok(false)` the run no
-/// longer exists (nothing created).
-async fn backfill_one(tables: &Tables, run_id: &str, missing: &[&str]) -> Result<bool, ArcError> {
-    let update = missing.iter().fold(UpdateExpr::new(), |u, r| u.set_if_missing(r, n(0))).exists("run_id");
-    let res = update
-        .apply(tables.db.update_item().table_name(&tables.runs).set_key(Some(Tables::run_key(run_id))))
-        .send()
-        .await;
-    Ok(conditional("UpdateItem runs", res)?.is_some())
-}
-
 /// Scans the runs table and backfills; `progress` gets a line per page.
 pub async fn backfill(
     tables: &Tables,
@@ -358,7 +245,7 @@ pub async fn backfill(
     mut progress: impl FnMut(&BackfillReport),
 ) -> Result<BackfillReport, CliError> {
     let table = tables.runs.as_str();
-    let t = tables::describe(&tables.db, table).await.map_err(failed)?.ok_or_else(|| {
+    let t = tables.table_description(table).await.map_err(failed)?.ok_or_else(|| {
         CliError::failed(format!("the runs table {table} does not exist (RUNS_TABLE); nothing changed"))
     })?;
     if !tables::has_keys(&t, "run_id", None) {
@@ -367,25 +254,14 @@ pub async fn backfill(
             tables::describe_keys(t.key_schema())
         )));
     }
-    let (projection, names) = super::doctor::rollup_projection();
     let mut report = BackfillReport { dry_run: opts.dry_run, ..BackfillReport::default() };
-    let mut pages = tables
-        .db
-        .scan()
-        .table_name(table)
-        .projection_expression(projection)
-        .set_expression_attribute_names(Some(names.into_iter().collect()))
-        .set_exclusive_start_key(opts.start_after.as_deref().map(Tables::run_key))
-        .into_paginator()
-        .page_size(BACKFILL_PAGE)
-        .send();
-    while let Some(page) = pages.next().await {
+    let mut start = opts.start_after.as_deref().map(Tables::run_key);
+    loop {
         // Where this page starts: every run before it is done.
         let resume_key = report.last_key.clone().or_else(|| opts.start_after.clone());
-        let page = match page {
+        let page = match tables.rollups_page(BACKFILL_PAGE, start.take()).await {
             Ok(p) => p,
             Err(e) => {
-                let e = ArcError::from_sdk(&format!("Scan {table}"), e);
                 return Err(CliError::failed(format!(
                     "{e} ({}); {} run(s) updated so far; resume with: {}",
                     e.error_type(),
@@ -395,16 +271,16 @@ pub async fn backfill(
             }
         };
         let mut todo = Vec::new();
-        for item in page.items.unwrap_or_default() {
+        for item in &page.items {
             report.scanned += 1;
-            let Some(run_id) = run_id_of(&item) else { continue };
-            let (missing, wrong) = super::doctor::rollup_gaps(&item);
-            if !wrong.is_empty() {
-                report.not_numbers.push(format!("{run_id} ({})", wrong.join(", ")));
+            let gaps = rollup_gaps(item);
+            let Some(run_id) = gaps.run_id else { continue };
+            if !gaps.not_numbers.is_empty() {
+                report.not_numbers.push(format!("{run_id} ({})", gaps.not_numbers.join(", ")));
             }
-            if !missing.is_empty() {
+            if !gaps.missing.is_empty() {
                 report.lacking += 1;
-                todo.push((run_id.clone(), missing));
+                todo.push((run_id.clone(), gaps.missing));
             }
             report.last_key = Some(run_id);
         }
@@ -417,7 +293,7 @@ pub async fn backfill(
         } else {
             let results: Vec<(String, Vec<&'static str>, Result<bool, ArcError>)> = stream::iter(todo)
                 .map(|(run_id, missing)| async move {
-                    let r = backfill_one(tables, &run_id, &missing).await;
+                    let r = tables.zero_missing_rollups(&run_id, &missing).await;
                     (run_id, missing, r)
                 })
                 .buffered(BACKFILL_CONCURRENCY)
@@ -445,8 +321,11 @@ pub async fn backfill(
             }
         }
         progress(&report);
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return Ok(report),
+        }
     }
-    Ok(report)
 }
 
 /// The command that resumes a backfill after `key` (from the start without one).

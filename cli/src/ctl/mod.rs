@@ -224,7 +224,8 @@ pub struct RetryArgs {
     pub invoke: Option<String>,
 }
 
-fn parse_config(s: &str) -> Result<ConfigName, String> {
+/// A config name (both binaries' `--config`).
+pub(crate) fn parse_config(s: &str) -> Result<ConfigName, String> {
     ConfigName::parse(s).map_err(|e| e.0)
 }
 

@@ -11,8 +11,7 @@ use crate::view;
 use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
-use arc_shared::store::objects::ObjectRef;
-use arc_shared::ArcError;
+use arc_shared::store::objects::{self, ObjectRef};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -165,14 +164,8 @@ pub fn summary_table(metrics: &Value) -> Table {
 
 /// The JSON report at `at`, or `None` when there is no such object.
 async fn read_report(ctx: &Ctx, at: &ObjectRef) -> Result<Option<Value>, CliError> {
-    let out = match ctx.clients.s3.get_object().bucket(&at.bucket).key(&at.key).send().await {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(ArcError::from_sdk("GetObject", e).into()),
-    };
-    let bytes =
-        out.body.collect().await.map_err(|e| CliError::failed(format!("GetObject {}: {e}", at.uri())))?.into_bytes();
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| CliError::failed(format!("{} is not JSON: {e}", at.uri())))
+    let Some(text) = objects::get_text(&ctx.clients.s3, at).await? else { return Ok(None) };
+    serde_json::from_str(&text).map(Some).map_err(|e| CliError::failed(format!("{} is not JSON: {e}", at.uri())))
 }
 
 pub async fn report(ctx: &Ctx, run_id: &str, req: &ReportRequest) -> Result<(), CliError> {
@@ -207,9 +200,7 @@ pub async fn report(ctx: &Ctx, run_id: &str, req: &ReportRequest) -> Result<(), 
         return Ok(());
     }
 
-    let mut head = Table::new(["RUN", run.run_id.as_str()]);
-    head.row(["config", run.config_name.as_deref().unwrap_or("-")]);
-    head.row(["status", run.status.as_str()]);
+    let mut head = view::run_head(&run);
     head.row(["summary from", source.as_str()]);
     emit(&format!("{}\n", head.render()));
     emit(&summary_table(&metrics).render());

@@ -6,9 +6,9 @@ use crate::table::Table;
 use crate::view;
 use arc_shared::ids::{ConfigName, RunId};
 use arc_shared::json::decimal_to_json;
-use arc_shared::records::{s, Item, RunRecord};
+use arc_shared::records::{Item, RunRecord};
 use arc_shared::status::TaskStatus;
-use arc_shared::store::{Tables, CONFIG_INDEX};
+use arc_shared::store::Tables;
 use arc_shared::ArcError;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -27,46 +27,16 @@ pub async fn list_runs(
     let mut warnings = Vec::new();
     let mut start: Option<Item> = None;
     loop {
-        let page = PAGE.min(i32::try_from(limit.saturating_sub(runs.len())).unwrap_or(PAGE)).max(1);
-        let (items, last) = match config {
-            Some(c) => {
-                let out = tables
-                    .db
-                    .query()
-                    .table_name(&tables.runs)
-                    .index_name(CONFIG_INDEX)
-                    .key_condition_expression("#config_name = :config_name")
-                    .expression_attribute_names("#config_name", "config_name")
-                    .expression_attribute_values(":config_name", s(c.as_str()))
-                    .scan_index_forward(false)
-                    .limit(page)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| ArcError::from_sdk("Query runs config-created-index", e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
-            }
-            None => {
-                let out = tables
-                    .db
-                    .scan()
-                    .table_name(&tables.runs)
-                    .limit(page)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| ArcError::from_sdk("Scan runs", e))?;
-                (out.items.unwrap_or_default(), out.last_evaluated_key)
-            }
-        };
-        for item in items {
+        let size = PAGE.min(i32::try_from(limit.saturating_sub(runs.len())).unwrap_or(PAGE)).max(1);
+        let page = tables.runs_page(config.map(ConfigName::as_str), size, start.take()).await?;
+        for item in page.items {
             match RunRecord::from_item(item) {
                 Ok(r) => runs.push(r),
                 Err(e) => warnings.push(format!("skipped unreadable run: {e}")),
             }
         }
-        match last {
-            Some(k) if !k.is_empty() && runs.len() < limit => start = Some(k),
+        match page.next {
+            Some(k) if runs.len() < limit => start = Some(k),
             _ => break,
         }
     }
@@ -139,9 +109,7 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
         return Ok(());
     }
 
-    let mut head = Table::new(["RUN", run.run_id.as_str()]);
-    head.row(["config", run.config_name.as_deref().unwrap_or("-")]);
-    head.row(["status", run.status.as_str()]);
+    let mut head = view::run_head(&run);
     if let Some(by) = &run.cancelled_by {
         let reason = run.cancelled_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
         head.row([
@@ -192,6 +160,6 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
 }
 
 /// Pretty JSON text.
-pub fn json_text(v: &serde_json::Value) -> Result<String, CliError> {
+pub fn json_text(v: &impl serde::Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(v).map_err(|e| CliError::failed(format!("JSON output: {e}")))
 }

@@ -9,12 +9,14 @@
 use super::runs::json_text;
 use super::watch::{self, WatchOptions};
 use super::Ctx;
+use crate::aws;
 use crate::exit::{emit, CliError};
 use crate::table::Table;
 use arc_handlers::initialize::{derive_run_id, validate_new_run, NewRunFields};
 use arc_shared::ids::ConfigName;
+use arc_shared::store::executions::{self, Described, ExecState, StartOutcome};
 use arc_shared::store::objects::{self, ObjectRef};
-use arc_shared::ArcError;
+use arc_shared::time::format_ts;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -162,7 +164,7 @@ pub async fn start(ctx: &Ctx, req: StartRequest) -> Result<(), CliError> {
             "execution_name": name,
             "execution_arn": started.execution_arn,
             "run_id": run_id,
-            "start_date": arc_shared::time::format_ts(started.start_date),
+            "start_date": format_ts(started.start_date),
             "started": started.new,
             "execution_status": started.status,
             "total_tasks": ids.len(),
@@ -204,28 +206,16 @@ pub async fn start(ctx: &Ctx, req: StartRequest) -> Result<(), CliError> {
 /// the object, so overwriting it would change what an existing execution runs.
 async fn put_ids_once(ctx: &Ctx, at: &ObjectRef, ids: &[String]) -> Result<(), CliError> {
     let s3 = &ctx.clients.s3;
-    match s3.get_object().bucket(&at.bucket).key(&at.key).send().await {
-        Ok(out) => {
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| CliError::failed(format!("GetObject {}: {e}", at.uri())))?
-                .into_bytes();
-            match serde_json::from_slice::<Vec<String>>(&bytes) {
-                Ok(existing) if existing == ids => Ok(()),
-                _ => Err(CliError::failed(format!(
-                    "{} already holds another task list (an execution of that name exists for other tasks); \
-                     choose another --name",
-                    at.uri()
-                ))),
-            }
-        }
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => {
-            objects::put_json(s3, at, &ids).await?;
-            Ok(())
-        }
-        Err(e) => Err(ArcError::from_sdk("GetObject", e).into()),
+    match objects::get_text(s3, at).await? {
+        Some(text) => match serde_json::from_str::<Vec<String>>(&text) {
+            Ok(existing) if existing == ids => Ok(()),
+            _ => Err(CliError::failed(format!(
+                "{} already holds another task list (an execution of that name exists for other tasks); \
+                 choose another --name",
+                at.uri()
+            ))),
+        },
+        None => Ok(objects::put_json(s3, at, &ids).await?),
     }
 }
 
@@ -234,64 +224,48 @@ async fn put_ids_once(ctx: &Ctx, at: &ObjectRef, ids: &[String]) -> Result<(), C
 /// up first so that the answer says whether this command started it; StartExecution's own
 /// idempotency covers two commands racing.
 async fn start_execution(ctx: &Ctx, state_machine_arn: &str, name: &str, input: &Value) -> Result<Started, CliError> {
-    if let Some(existing) = existing_execution(ctx, state_machine_arn, name, input).await? {
+    let sfn = &ctx.clients.sfn;
+    let arn = executions::execution_arn(state_machine_arn, name);
+    if let Some(existing) = existing(name, &arn, input, executions::describe(sfn, &arn).await?)? {
         return Ok(existing);
     }
-    let sfn = &ctx.clients.sfn;
-    let res =
-        sfn.start_execution().state_machine_arn(state_machine_arn).name(name).input(input.to_string()).send().await;
-    match res {
-        Ok(out) => Ok(Started {
-            execution_arn: out.execution_arn().to_owned(),
-            start_date: to_chrono(out.start_date()),
+    match executions::start(sfn, state_machine_arn, name, &input.to_string()).await {
+        Ok(StartOutcome::Started { execution_arn, started_at }) => Ok(Started {
+            execution_arn,
+            start_date: started_at
+                .ok_or_else(|| CliError::failed(format!("StartExecution {name} answered no start date")))?,
             new: true,
             status: "RUNNING".to_owned(),
         }),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_execution_already_exists()) => {
-            existing_execution(ctx, state_machine_arn, name, input).await?.ok_or_else(|| {
-                CliError::failed(format!("execution {name} reported as existing but not found; try again"))
-            })
-        }
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_state_machine_does_not_exist()) => {
-            Err(CliError::failed(format!("state machine {state_machine_arn} does not exist (check STATE_MACHINE_ARN)")))
-        }
-        Err(e) => Err(ArcError::from_sdk("StartExecution", e).into()),
+        Ok(StartOutcome::AlreadyExists(d)) => existing(name, &arn, input, d)?
+            .ok_or_else(|| CliError::failed(format!("execution {name} reported as existing but not found; try again"))),
+        Err(e) => match aws::state_machine(sfn, state_machine_arn).await {
+            Ok(None) => Err(CliError::failed(format!(
+                "state machine {state_machine_arn} does not exist (check STATE_MACHINE_ARN)"
+            ))),
+            _ => Err(e.into()),
+        },
     }
 }
 
-/// The execution `name` when it exists with this very input; exit 1 when it exists with
-/// another; `None` when there is none.
-async fn existing_execution(
-    ctx: &Ctx,
-    state_machine_arn: &str,
-    name: &str,
-    input: &Value,
-) -> Result<Option<Started>, CliError> {
-    let arn = arc_sweeper::plan::execution_arn(state_machine_arn, name);
-    let d = match ctx.clients.sfn.describe_execution().execution_arn(&arn).send().await {
-        Ok(d) => d,
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_execution_does_not_exist()) => return Ok(None),
-        Err(e) => return Err(ArcError::from_sdk("DescribeExecution", e).into()),
+/// The execution `arn` (named `name`) as described: `Some` when it exists with this very
+/// input; exit 1 when it exists with another; `None` when there is none.
+fn existing(name: &str, arn: &str, input: &Value, d: Described) -> Result<Option<Started>, CliError> {
+    let status = match d.state {
+        ExecState::Missing => return Ok(None),
+        ExecState::Live => "RUNNING".to_owned(),
+        ExecState::Ended(status) => status.to_string(),
     };
-    let existing: Option<Value> = d.input().and_then(|i| serde_json::from_str(i).ok());
+    let existing: Option<Value> = d.input.as_deref().and_then(|i| serde_json::from_str(i).ok());
     if existing.as_ref() != Some(input) {
         return Err(CliError::failed(format!(
-            "execution {name} already exists with a different input (status {}, started {}); \
+            "execution {name} already exists with a different input (status {status}, started {}); \
              nothing started: choose another --name",
-            d.status().as_str(),
-            arc_shared::time::format_ts(to_chrono(d.start_date()))
+            d.started_at.map_or_else(|| "?".to_owned(), format_ts)
         )));
     }
-    Ok(Some(Started {
-        execution_arn: d.execution_arn().to_owned(),
-        start_date: to_chrono(d.start_date()),
-        new: false,
-        status: d.status().as_str().to_owned(),
-    }))
-}
-
-fn to_chrono(d: &aws_smithy_types::DateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(d.secs(), d.subsec_nanos()).unwrap_or_default()
+    let start_date = d.started_at.ok_or_else(|| CliError::failed(format!("execution {name} has no start date")))?;
+    Ok(Some(Started { execution_arn: arn.to_owned(), start_date, new: false, status }))
 }
 
 #[cfg(test)]

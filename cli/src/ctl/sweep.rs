@@ -5,11 +5,10 @@ use super::runs::json_text;
 use super::Ctx;
 use crate::exit::{emit, CliError};
 use crate::table::Table;
+use arc_shared::contracts::{SweepManualRequest, SweepSummary};
 use arc_shared::ids::{RunId, TaskId};
 use arc_shared::time::SystemClock;
-use arc_sweeper::{parse_request, SweepDeps, SweepSettings};
-use aws_smithy_types::Blob;
-use serde_json::{json, Map, Value};
+use arc_sweeper::{manual_request, SweepDeps, SweepSettings};
 use std::sync::Arc;
 
 /// What the operator asked for (already validated by clap).
@@ -23,21 +22,22 @@ pub struct Request {
 }
 
 impl Request {
-    /// The sweeper's manual request, exactly as the Lambda would receive it.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("dry_run".into(), json!(self.dry_run));
-        m.insert("ignore_backoff".into(), json!(self.ignore_backoff));
-        if let Some(r) = &self.run_id {
-            m.insert("run_id".into(), json!(r));
+    /// The sweeper's manual request, exactly as the Lambda receives it (both flags always
+    /// given, so no flags is still a manual sweep, never a scheduled one).
+    pub fn manual(&self) -> SweepManualRequest {
+        SweepManualRequest {
+            dry_run: Some(self.dry_run),
+            ignore_backoff: Some(self.ignore_backoff),
+            run_id: self.run_id.clone(),
+            // Unique ids (the sweeper rejects duplicates); the order does not matter.
+            task_ids: (!self.task_ids.is_empty()).then(|| {
+                let mut ids = self.task_ids.clone();
+                ids.sort();
+                ids.dedup();
+                ids
+            }),
+            max_tasks: self.max_tasks,
         }
-        if !self.task_ids.is_empty() {
-            m.insert("task_ids".into(), json!(self.task_ids));
-        }
-        if let Some(n) = self.max_tasks {
-            m.insert("max_tasks".into(), json!(n));
-        }
-        Value::Object(m)
     }
 }
 
@@ -47,7 +47,7 @@ pub async fn sweep(ctx: &Ctx, req: Request, invoke: Option<&str>) -> Result<(), 
         // RunNotFound itself, so --invoke needs no DynamoDB access here.)
         ctx.tables().require_run(run_id.as_str()).await?;
     }
-    let request = req.to_json();
+    let request = req.manual();
     let summary = match invoke {
         Some(function) => invoke_sweeper(ctx, function, &request).await?,
         None => sweep_here(ctx, request).await?,
@@ -57,20 +57,19 @@ pub async fn sweep(ctx: &Ctx, req: Request, invoke: Option<&str>) -> Result<(), 
     } else {
         emit(&render(&summary));
     }
-    if let Some(unmatched) = summary.get("unmatched_task_ids").and_then(Value::as_array).filter(|a| !a.is_empty()) {
-        let ids: Vec<String> = unmatched.iter().map(text).collect();
-        eprintln!("arcctl: warning: not FAILED tasks of the run, left alone: {}", ids.join(", "));
+    if !summary.unmatched_task_ids.is_empty() {
+        let ids = summary.unmatched_task_ids.join(", ");
+        eprintln!("arcctl: warning: not FAILED tasks of the run, left alone: {ids}");
     }
-    match summary.get("errors").and_then(Value::as_array) {
-        Some(errors) if !errors.is_empty() => {
-            Err(CliError::failed(format!("the sweep reported {} error(s); see the summary", errors.len())))
-        }
-        _ => Ok(()),
+    if summary.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!("the sweep reported {} error(s); see the summary", summary.errors.len())))
     }
 }
 
 /// Runs the sweeper library in this process, with this process's configuration.
-async fn sweep_here(ctx: &Ctx, request: Value) -> Result<Value, CliError> {
+async fn sweep_here(ctx: &Ctx, request: SweepManualRequest) -> Result<SweepSummary, CliError> {
     let settings = SweepSettings::from_config(&ctx.config).map_err(|_| {
         CliError::Usage(
             "STATE_MACHINE_ARN is not set: a local sweep starts retry executions on that state machine \
@@ -84,39 +83,42 @@ async fn sweep_here(ctx: &Ctx, request: Value) -> Result<Value, CliError> {
         cloudwatch: ctx.clients.cloudwatch.clone(),
         clock: Arc::new(SystemClock),
         settings,
-        fault: arc_sweeper::Fault::None,
     };
-    let request = parse_request(request)?;
-    let summary = Box::pin(arc_sweeper::sweep(&deps, request)).await?;
-    serde_json::to_value(&summary).map_err(|e| CliError::failed(format!("sweep summary: {e}")))
+    let request = manual_request(request)?;
+    Ok(Box::pin(arc_sweeper::sweep(&deps, request)).await?)
 }
 
 /// Invokes the deployed sweeper Lambda synchronously with `request`.
-async fn invoke_sweeper(ctx: &Ctx, function: &str, request: &Value) -> Result<Value, CliError> {
-    let client = aws_sdk_lambda::Client::new(&ctx.sdk);
+async fn invoke_sweeper(ctx: &Ctx, function: &str, request: &SweepManualRequest) -> Result<SweepSummary, CliError> {
     let payload = serde_json::to_vec(request).map_err(|e| CliError::failed(format!("request: {e}")))?;
-    let out = client.invoke().function_name(function).payload(Blob::new(payload)).send().await.map_err(|e| match e
-        .as_service_error()
-    {
-        Some(se) if se.is_resource_not_found_exception() => {
+    let out = crate::aws::invoke(&ctx.sdk, function, payload)
+        .await
+        .map_err(|e| CliError::failed(format!("Invoke {function}: {e}")))?
+        .ok_or_else(|| {
             CliError::failed(format!("Lambda function {function} not found (check --invoke and AWS_REGION)"))
-        }
-        _ => CliError::failed(format!("Invoke {function}: {}", arc_shared::error::describe_sdk_error(&e))),
-    })?;
-    let body = out.payload().map(|b| String::from_utf8_lossy(b.as_ref()).into_owned()).unwrap_or_default();
-    if out.function_error().is_some() {
+        })?;
+    let body = out.payload;
+    if out.function_error.is_some() {
         return Err(function_error(function, &body));
     }
     serde_json::from_str(&body)
-        .map_err(|e| CliError::failed(format!("the sweeper {function} answered non-JSON ({e}): {body}")))
+        .map_err(|e| CliError::failed(format!("the sweeper {function} answered no sweep summary ({e}): {body}")))
 }
 
 /// The Lambda's error payload `{errorType, errorMessage}` as a CLI error: the sweeper's stable
 /// error types keep their exit codes (RunNotFound → 3, InvalidInput → 2).
 fn function_error(function: &str, body: &str) -> CliError {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let kind = v.get("errorType").and_then(Value::as_str).unwrap_or("Unhandled");
-    let message = v.get("errorMessage").and_then(Value::as_str).unwrap_or(body);
+    /// A Lambda function's error payload.
+    #[derive(serde::Deserialize, Default)]
+    struct LambdaError {
+        #[serde(rename = "errorType")]
+        error_type: Option<String>,
+        #[serde(rename = "errorMessage")]
+        error_message: Option<String>,
+    }
+    let e: LambdaError = serde_json::from_str(body).unwrap_or_default();
+    let kind = e.error_type.as_deref().unwrap_or("Unhandled");
+    let message = e.error_message.as_deref().unwrap_or(body);
     let text = format!("the sweeper {function} failed: {kind}: {message}");
     match kind {
         "RunNotFound" | "TaskNotFound" => CliError::NotFound(text),
@@ -126,76 +128,80 @@ fn function_error(function: &str, body: &str) -> CliError {
 }
 
 /// A JSON value as table text: strings bare, null as `-`.
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// A section of the summary: a title and a table, left out when it has no rows.
+fn section(out: &mut String, title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
+    if rows.is_empty() {
+        return;
     }
-}
-
-fn field(v: &Value, k: &str) -> String {
-    v.get(k).map_or_else(|| "-".to_owned(), text)
-}
-
-fn list<'a>(v: &'a Value, k: &str) -> &'a [Value] {
-    v.get(k).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    let mut t = Table::new(headers.iter().copied());
+    for r in rows {
+        t.row(r);
+    }
+    out.push_str(&format!("\n\n{title}\n{}", t.render()));
 }
 
 /// The sweep summary for people.
-pub fn render(summary: &Value) -> String {
+pub fn render(s: &SweepSummary) -> String {
     let mut out = format!(
         "{} sweep at {}{}\nscanned {} FAILED, due {}, deferred {}, re-queued {}, executions started {}",
-        field(summary, "trigger"),
-        field(summary, "swept_at"),
-        if summary.get("dry_run") == Some(&Value::Bool(true)) { " (dry run: nothing written)" } else { "" },
-        field(summary, "scanned"),
-        field(summary, "due"),
-        field(summary, "deferred_count"),
-        field(summary, "requeued_total"),
-        list(summary, "executions_started").len(),
+        s.trigger,
+        s.swept_at,
+        if s.dry_run { " (dry run: nothing written)" } else { "" },
+        s.scanned,
+        s.due,
+        s.deferred_count,
+        s.requeued_total,
+        s.executions_started.len(),
     );
-    let mut section = |title: &str, headers: &[&str], keys: &[&str], rows: &[Value]| {
-        if rows.is_empty() {
-            return;
-        }
-        let mut t = Table::new(headers.iter().copied());
-        for r in rows {
-            t.row(keys.iter().map(|k| field(r, k)));
-        }
-        out.push_str(&format!("\n\n{title}\n{}", t.render()));
-    };
-    section(
-        "executions started",
-        &["RUN", "EXECUTION", "GENERATION", "TASKS", "REASON"],
-        &["run_id", "execution_name", "retry_generation", "tasks", "reason"],
-        list(summary, "executions_started"),
-    );
-    section(
-        "deferred",
-        &["RUN", "TASK", "RETRIES", "DUE AT", "REASON"],
-        &["run_id", "task_id", "retry_count", "due_at", "reason"],
-        list(summary, "deferred"),
-    );
-    section(
-        "skipped runs",
-        &["RUN", "DUE TASKS", "REASON"],
-        &["run_id", "due_tasks", "reason"],
-        list(summary, "skipped_runs"),
-    );
-    section(
-        "repairs",
-        &["RUN", "ACTION", "EXECUTION", "EXECUTION STATUS", "TASKS", "RUN STATUS"],
-        &["run_id", "action", "execution_name", "execution_status", "tasks", "run_status"],
-        list(summary, "repaired"),
-    );
-    section("errors", &["RUN", "ERROR", "MESSAGE"], &["run_id", "error_type", "message"], list(summary, "errors"));
+    let started = s.executions_started.iter().map(|e| {
+        vec![
+            e.run_id.clone(),
+            e.execution_name.clone(),
+            e.retry_generation.to_string(),
+            e.tasks.to_string(),
+            e.reason.as_str().to_owned(),
+        ]
+    });
+    section(&mut out, "executions started", &["RUN", "EXECUTION", "GENERATION", "TASKS", "REASON"], started.collect());
+    let deferred = s.deferred.iter().map(|d| {
+        vec![
+            d.run_id.clone(),
+            d.task_id.clone(),
+            d.retry_count.to_string(),
+            opt(d.due_at.as_deref()),
+            d.reason.as_str().to_owned(),
+        ]
+    });
+    section(&mut out, "deferred", &["RUN", "TASK", "RETRIES", "DUE AT", "REASON"], deferred.collect());
+    let skipped = s.skipped_runs.iter().map(|r| vec![r.run_id.clone(), r.due_tasks.to_string(), r.reason.clone()]);
+    section(&mut out, "skipped runs", &["RUN", "DUE TASKS", "REASON"], skipped.collect());
+    let repairs = s.repaired.iter().map(|r| {
+        vec![
+            r.run_id.clone(),
+            r.action.as_str().to_owned(),
+            opt(r.execution_name.as_deref()),
+            opt(r.execution_status.as_ref().map(|x| x.as_str())),
+            r.tasks.to_string(),
+            opt(r.run_status.as_ref().map(|x| x.as_str())),
+        ]
+    });
+    let headers = ["RUN", "ACTION", "EXECUTION", "EXECUTION STATUS", "TASKS", "RUN STATUS"];
+    section(&mut out, "repairs", &headers, repairs.collect());
+    let errors =
+        s.errors.iter().map(|e| vec![opt(e.run_id.as_deref()), e.error_type.clone(), e.message.clone()]).collect();
+    section(&mut out, "errors", &["RUN", "ERROR", "MESSAGE"], errors);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arc_sweeper::parse_request;
+    use serde_json::json;
 
     #[test]
     fn the_request_is_what_the_sweeper_parses() {
@@ -206,7 +212,7 @@ mod tests {
             task_ids: vec![TaskId::parse("t1").unwrap()],
             max_tasks: Some(5),
         };
-        let v = req.to_json();
+        let v = serde_json::to_value(req.manual()).unwrap();
         assert_eq!(
             v,
             json!({"dry_run": true, "ignore_backoff": true, "run_id": "run-a", "task_ids": ["t1"], "max_tasks": 5})
@@ -215,7 +221,8 @@ mod tests {
         assert!(parsed.dry_run && parsed.ignore_backoff);
         assert_eq!(parsed.max_tasks, Some(5));
         // No flags is still a manual sweep, never mistaken for a scheduled one.
-        assert_eq!(parse_request(Request::default().to_json()).unwrap().trigger, arc_sweeper::Trigger::Manual);
+        let none = serde_json::to_value(Request::default().manual()).unwrap();
+        assert_eq!(parse_request(none).unwrap().trigger, arc_sweeper::Trigger::Manual);
     }
 
     #[test]
@@ -234,9 +241,10 @@ mod tests {
     fn renders_sections_only_when_present() {
         let s = json!({"trigger": "manual", "swept_at": "t", "dry_run": true, "scanned": 2, "due": 1,
             "deferred_count": 1, "requeued_total": 1,
-            "executions_started": [{"run_id": "r", "execution_name": "retry-x-g1", "retry_generation": 1, "tasks": 1, "reason": "retry"}],
+            "executions_started": [{"run_id": "r", "execution_name": "retry-x-g1", "execution_arn": "arn:x", "retry_generation": 1,
+                "tasks": 1, "reason": "retry"}],
             "deferred": [], "errors": []});
-        let text = render(&s);
+        let text = render(&serde_json::from_value(s).unwrap());
         assert!(text.contains("(dry run: nothing written)"), "{text}");
         assert!(text.contains("retry-x-g1"), "{text}");
         assert!(!text.contains("deferred\n"), "{text}");

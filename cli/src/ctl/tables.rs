@@ -1,21 +1,11 @@
-//! What DescribeTable says about a table, in the terms `arcctl doctor` and `arcctl migrate`
-//! check: key schema, attribute types, billing mode and the shape of a GSI.
+//! What DescribeTable (`arc_shared::store::schema::describe_table`) says about a table, in the
+//! terms `arcctl doctor` and `arcctl migrate` check: key schema, attribute types, billing mode
+//! and the shape of a GSI.
 
-use arc_shared::ArcError;
 use aws_sdk_dynamodb::types::{
     BillingMode, GlobalSecondaryIndexDescription, IndexStatus, KeyType, ProjectionType, ScalarAttributeType,
     TableDescription,
 };
-use aws_sdk_dynamodb::Client;
-
-/// The table's description, `None` when it does not exist.
-pub async fn describe(db: &Client, table: &str) -> Result<Option<TableDescription>, ArcError> {
-    match db.describe_table().table_name(table).send().await {
-        Ok(out) => Ok(out.table),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
-        Err(e) => Err(ArcError::from_sdk(&format!("DescribeTable {table}"), e)),
-    }
-}
 
 /// `(hash, range)` attribute names of a key schema.
 pub fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> (Option<&str>, Option<&str>) {

@@ -6,16 +6,16 @@
 
 use super::Ctx;
 use crate::exit::{emit, CliError};
-use crate::local::progress::bar;
+use crate::progress::bar;
 use crate::view;
 use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::status::RunStatus;
+use arc_shared::store::executions::{self, ExecState};
 use arc_shared::store::Tables;
 use arc_shared::time::format_ts;
 use arc_shared::ArcError;
-use arc_sweeper::executions::{self, ExecState};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;

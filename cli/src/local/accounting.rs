@@ -5,6 +5,7 @@
 use arc_shared::records::{parse_decimal, RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
+use arc_shared::store::objects::{self, ObjectRef};
 use arc_shared::ArcError;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -45,7 +46,10 @@ pub async fn check(env: &Env, run_id: &str, ledger: &Ledger) -> Result<Final, Ar
     let run = tables.require_run(run_id).await?;
     let tasks = tables.run_tasks(run_id).await?;
     let (report, report_url) = match (&env.config.s3_bucket, &run.results_s3_key) {
-        (Some(bucket), Some(key)) => (Some(read_report(env, bucket, key).await?), Some(format!("s3://{bucket}/{key}"))),
+        (Some(bucket), Some(key)) => {
+            let at = ObjectRef { bucket: bucket.clone(), key: key.clone() };
+            (read_report(env, &at).await?, Some(at.uri()))
+        }
         _ => (None, None),
     };
     Ok(compare(run, tasks, report.as_ref(), report_url, ledger))
@@ -158,30 +162,19 @@ pub fn compare(
                 p.push(format!("report lists {rows} tasks, tasks table holds {total}"));
             }
         }
-        None => p.push("no S3 report (no S3_BUCKET, or the run names no results_s3_key)".to_owned()),
+        None => p.push(match &report_url {
+            Some(url) => format!("no S3 report: {url} does not exist"),
+            None => "no S3 report (no S3_BUCKET, or the run names no results_s3_key)".to_owned(),
+        }),
     }
 
     Final { run, tasks, completed, failed_permanent, correct, tasks_cost, report_url, problems: p }
 }
 
-async fn read_report(env: &Env, bucket: &str, key: &str) -> Result<Value, ArcError> {
-    let obj = env
-        .clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| ArcError::from_sdk("GetObject report", e))?;
-    let bytes = obj
-        .body
-        .collect()
-        .await
-        .map_err(|e| ArcError::DependencyUnavailable { operation: "GetObject report".into(), message: e.to_string() })?
-        .into_bytes();
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ArcError::CorruptItem { key: format!("s3://{bucket}/{key}"), message: e.to_string() })
+/// The run's S3 report: `None` when there is no such object (a problem [`compare`] reports).
+async fn read_report(env: &Env, at: &ObjectRef) -> Result<Option<Value>, ArcError> {
+    let Some(text) = objects::get_text(&env.clients.s3, at).await? else { return Ok(None) };
+    serde_json::from_str(&text).map(Some).map_err(|e| ArcError::CorruptItem { key: at.uri(), message: e.to_string() })
 }
 
 #[cfg(test)]

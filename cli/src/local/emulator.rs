@@ -1,28 +1,12 @@
 //! The local AWS the lifecycle runs against: moto started through `scripts/moto.sh` (or the
-//! emulator `AWS_ENDPOINT_URL` names), and the resources a deployment would have: the two
-//! tables (from the same schema definitions the code uses), the results bucket, and a state
-//! machine for the sweeper's StartExecution calls to land on.
+//! emulator `AWS_ENDPOINT_URL` names), and the resources a deployment would have, created as
+//! the tests create them (`arc_shared::store::schema`): the two tables, the results bucket, and
+//! a state machine for the sweeper's StartExecution calls to land on.
 
 use crate::exit::CliError;
 use arc_shared::store::{schema, Clients};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// The role the emulator's state machine claims (moto does not check it).
-const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/x";
-
-/// The emulator's state machine only has to exist: the local runner, not moto, executes the
-/// steps. Its shape mirrors the deployed one's names.
-const DEFINITION: &str = r#"{
-  "Comment": "arc-local stand-in: executions are run by the local runner, not by the emulator",
-  "StartAt": "Initialize",
-  "States": {
-    "Initialize": {"Type": "Pass", "Next": "ProcessTasks"},
-    "ProcessTasks": {"Type": "Pass", "Next": "Aggregate"},
-    "Aggregate": {"Type": "Pass", "Next": "Complete"},
-    "Complete": {"Type": "Pass", "End": true}
-  }
-}"#;
 
 /// A running emulator: one we started (and stop), or one someone else runs.
 #[derive(Debug)]
@@ -91,16 +75,6 @@ impl Emulator {
             }
         }
     }
-
-    /// SDK config for the emulator, with dummy credentials: the local runner never talks to AWS.
-    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "arc-local"))
-            .load()
-            .await
-    }
 }
 
 /// The names of one lifecycle's resources.
@@ -130,28 +104,7 @@ impl Resources {
 pub async fn create_resources(clients: &Clients, suffix: &str) -> Result<Resources, CliError> {
     let Resources { runs_table, tasks_table, bucket, state_machine_name, .. } = Resources::named(suffix, "");
     schema::create_tables(&clients.dynamodb, &runs_table, &tasks_table).await?;
-    clients.s3.create_bucket().bucket(&bucket).send().await.map_err(|e| {
-        CliError::failed(format!("CreateBucket {bucket}: {}", arc_shared::error::describe_sdk_error(&e)))
-    })?;
-    let sm = clients
-        .sfn
-        .create_state_machine()
-        .name(&state_machine_name)
-        .definition(DEFINITION)
-        .role_arn(ROLE_ARN)
-        .send()
-        .await
-        .map_err(|e| {
-            CliError::failed(format!(
-                "CreateStateMachine {state_machine_name}: {}",
-                arc_shared::error::describe_sdk_error(&e)
-            ))
-        })?;
-    Ok(Resources {
-        runs_table,
-        tasks_table,
-        bucket,
-        state_machine_name,
-        state_machine_arn: sm.state_machine_arn().to_owned(),
-    })
+    schema::create_bucket(&clients.s3, &bucket).await?;
+    let state_machine_arn = schema::create_stand_in_state_machine(&clients.sfn, &state_machine_name).await?;
+    Ok(Resources { runs_table, tasks_table, bucket, state_machine_name, state_machine_arn })
 }

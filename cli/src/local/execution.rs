@@ -2,10 +2,11 @@
 //! task run by the worker double (bounded concurrency) → Aggregate → Complete, each step the
 //! real handler code.
 
-use super::progress::Progress;
 use super::worker::{run_job, WorkerSim};
 use crate::exit::CliError;
+use crate::progress::Progress;
 use arc_handlers::{aggregate, complete, initialize};
+use arc_shared::contracts::InitializeOutput;
 use arc_shared::runtime::Env;
 use arc_shared::ArcError;
 use arc_worker_double::Worker;
@@ -22,11 +23,13 @@ use std::time::Duration;
 const HANDLER_ATTEMPTS: u32 = 4;
 
 /// Calls a handler, retrying `DependencyUnavailable` with a short exponential backoff. Every
-/// handler is idempotent for a repeated event, so a retry is safe.
-pub async fn call_handler<F, Fut>(mut call: F) -> Result<Value, ArcError>
+/// handler is idempotent for a repeated event, so a retry is safe. The local runner's own AWS
+/// calls (standing in for Step Functions, Batch and scoring, which retry too) go through it
+/// as well, so that a throttled or dropped request does not end the run.
+pub async fn call_handler<T, F, Fut>(mut call: F) -> Result<T, ArcError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Value, ArcError>>,
+    Fut: Future<Output = Result<T, ArcError>>,
 {
     let mut attempt = 1;
     loop {
@@ -129,8 +132,6 @@ impl Runner {
             None => return Err(CliError::failed(format!("execution {execution_arn}: input is not a JSON object"))),
         }
         let init = call_handler(|| initialize::handle(self.env.clone(), input.clone())).await?;
-        let init: initialize::Output = serde_json::from_value(init)
-            .map_err(|e| CliError::failed(format!("initialize answered an unexpected shape: {e}")))?;
         let run_id = init.run_id.clone();
         let task_ids = self.items(&init).await?;
 
@@ -168,17 +169,22 @@ impl Runner {
 
         let event = json!({"run_id": run_id, "execution_arn": execution_arn});
         let aggregation = call_handler(|| aggregate::handle(self.env.clone(), event.clone())).await?;
-        let event = json!({"run_id": run_id, "aggregation": aggregation, "execution_arn": execution_arn});
+        let figures = serde_json::to_value(aggregation.figures())
+            .map_err(|e| CliError::failed(format!("aggregate's figures: {e}")))?;
+        let event = json!({"run_id": run_id, "aggregation": figures, "execution_arn": execution_arn});
         let done = call_handler(|| complete::handle(self.env.clone(), event.clone())).await?;
-        report.run_status = done.get("status").and_then(Value::as_str).unwrap_or("?").to_owned();
+        report.run_status = done.status.as_str().to_owned();
         Ok(report)
     }
 
     /// The task ids the Map reads: the item list Initialize wrote to S3 (as the deployed state
     /// machine's ItemReader does), else its inline `task_ids`.
-    async fn items(&self, init: &initialize::Output) -> Result<Vec<String>, CliError> {
+    async fn items(&self, init: &InitializeOutput) -> Result<Vec<String>, CliError> {
         match &init.items {
-            Some(at) => Ok(arc_shared::store::objects::get_string_list(&self.env.clients.s3, at, "items").await?),
+            Some(at) => {
+                Ok(call_handler(|| arc_shared::store::objects::get_string_list(&self.env.clients.s3, at, "items"))
+                    .await?)
+            }
             None => Ok(init.task_ids.clone().unwrap_or_default()),
         }
     }
@@ -216,7 +222,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let err = call_handler(|| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(ArcError::RunNotFound("r".into()))
+            Err::<Value, _>(ArcError::RunNotFound("r".into()))
         })
         .await
         .unwrap_err();

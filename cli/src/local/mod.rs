@@ -12,7 +12,6 @@ pub mod clock;
 pub mod emulator;
 pub mod execution;
 pub mod prng;
-pub mod progress;
 pub mod worker;
 
 use crate::exit::{emit, CliError};
@@ -22,16 +21,16 @@ use accounting::Final;
 use arc_shared::ids::ConfigName;
 use arc_shared::runtime::Env;
 use arc_shared::status::TaskStatus;
-use arc_shared::store::Clients;
+use arc_shared::store::executions::{self, ExecState, StartOutcome};
+use arc_shared::store::{schema, Clients};
 use arc_shared::time::{format_ts, Clock};
 use arc_shared::Config;
 use arc_sweeper::{SweepDeps, SweepRequest};
-use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Parser;
 use clock::CompressedClock;
 use emulator::{Emulator, Resources};
-use execution::{ExecutionReport, Runner};
-use prng::Prng;
+use execution::{call_handler, ExecutionReport, Runner};
+use rand::Rng;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -58,7 +57,7 @@ pub struct Options {
     #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
     pub failure_rate: f64,
     /// The model configuration name of the run.
-    #[arg(long, value_name = "NAME", default_value = "local-sim", value_parser = parse_config)]
+    #[arg(long, value_name = "NAME", default_value = "local-sim", value_parser = crate::ctl::parse_config)]
     pub config: ConfigName,
     /// Seed of every simulated decision (task ids, failures, costs): same seed, same outcome.
     #[arg(long, value_name = "S")]
@@ -79,10 +78,6 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
         _ => Err(format!("{s:?} is not a probability between 0 and 1")),
     }
-}
-
-fn parse_config(s: &str) -> Result<ConfigName, String> {
-    ConfigName::parse(s).map_err(|e| e.0)
 }
 
 /// Runs the lifecycle; stops the emulator it started unless `--keep`.
@@ -159,9 +154,9 @@ async fn lifecycle(
     resources: &mut Option<Resources>,
     run_id_out: &mut Option<String>,
 ) -> Result<(), CliError> {
-    let seed =
-        opts.seed.unwrap_or_else(|| Prng::new(chrono::Utc::now().timestamp_micros() as u64).next_u64() % 1_000_000);
-    let clients = Clients::from_conf(&emu.sdk_config().await);
+    let seed = opts.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 % 1_000_000);
+    // Dummy credentials: the local runner never talks to AWS.
+    let clients = Clients::from_conf(&schema::emulator_config(&emu.endpoint).await);
     let res = emulator::create_resources(&clients, suffix).await.map_err(|e| {
         CliError::failed(format!("setting up tables, bucket and state machine at {}: {e}", emu.endpoint))
     })?;
@@ -215,7 +210,7 @@ async fn lifecycle(
         }
         round += 1;
         clock.jump(jump);
-        let summary = Box::pin(arc_sweeper::sweep(&deps, SweepRequest::scheduled())).await?;
+        let summary = call_handler(|| Box::pin(arc_sweeper::sweep(&deps, SweepRequest::scheduled()))).await?;
         emit(&format!(
             "\nround {round}: clock +{}h, sweep at {}: {} FAILED scanned, {} due, {} re-queued, {} execution(s) started",
             clock.offset().num_minutes() / 60,
@@ -246,7 +241,7 @@ async fn lifecycle(
         completed_twice: runner.completed_twice(),
         failures: runner.failures(),
     };
-    let fin = accounting::check(&env, &run_id, &ledger).await?;
+    let fin = call_handler(|| accounting::check(&env, &run_id, &ledger)).await?;
     print_final(&fin, round, retry_executions);
     if fin.problems.is_empty() {
         emit(&format!(
@@ -276,40 +271,32 @@ fn local_config(res: &Resources) -> Result<Config, CliError> {
 
 /// `n` distinct ARC-style task ids (8 hex digits), from the seed.
 pub fn task_ids(seed: u64, n: u64) -> Vec<String> {
-    let mut rng = Prng::keyed(seed, "task-ids");
+    let mut rng = prng::stream(seed, "task-ids");
     let mut ids = BTreeSet::new();
     while (ids.len() as u64) < n {
-        ids.insert(rng.hex(8));
+        ids.insert(format!("{:08x}", rng.random::<u32>()));
     }
     ids.into_iter().collect()
 }
 
 async fn start_execution(clients: &Clients, res: &Resources, name: &str, input: &Value) -> Result<String, CliError> {
-    let out = clients
-        .sfn
-        .start_execution()
-        .state_machine_arn(&res.state_machine_arn)
-        .name(name)
-        .input(input.to_string())
-        .send()
-        .await
-        .map_err(|e| {
-            CliError::failed(format!("StartExecution {name}: {}", arc_shared::error::describe_sdk_error(&e)))
-        })?;
-    Ok(out.execution_arn().to_owned())
+    let input = input.to_string();
+    match call_handler(|| executions::start(&clients.sfn, &res.state_machine_arn, name, &input)).await? {
+        StartOutcome::Started { execution_arn, .. } => Ok(execution_arn),
+        // Our own start whose answer was lost: the retry finds it running with our input.
+        StartOutcome::AlreadyExists(d) if d.state == ExecState::Live && d.input.as_deref() == Some(input.as_str()) => {
+            Ok(executions::execution_arn(&res.state_machine_arn, name))
+        }
+        StartOutcome::AlreadyExists(_) => Err(CliError::failed(format!("execution {name} already exists"))),
+    }
 }
 
 /// Ends an execution the local runner has run, so that it is neither run again nor taken for
 /// a live one.
 async fn stop_execution(clients: &Clients, arn: &str) -> Result<(), CliError> {
-    clients
-        .sfn
-        .stop_execution()
-        .execution_arn(arn)
-        .cause("run by arc-local")
-        .send()
-        .await
-        .map_err(|e| CliError::failed(format!("StopExecution {arn}: {}", arc_shared::error::describe_sdk_error(&e))))?;
+    if !call_handler(|| executions::stop(&clients.sfn, arn, None, "run by arc-local")).await? {
+        return Err(CliError::failed(format!("StopExecution {arn}: no such execution")));
+    }
     Ok(())
 }
 
@@ -319,35 +306,17 @@ async fn new_executions(
     res: &Resources,
     processed: &BTreeSet<String>,
 ) -> Result<Vec<(String, Value)>, CliError> {
-    let mut found = Vec::new();
-    let mut token = None;
-    loop {
-        let page = clients
-            .sfn
-            .list_executions()
-            .state_machine_arn(&res.state_machine_arn)
-            .status_filter(ExecutionStatus::Running)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| CliError::failed(format!("ListExecutions: {}", arc_shared::error::describe_sdk_error(&e))))?;
-        for e in page.executions() {
-            if !processed.contains(e.execution_arn()) {
-                found.push((e.start_date().secs(), e.execution_arn().to_owned()));
-            }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
-        }
-    }
+    let mut found: Vec<_> = call_handler(|| executions::list_running(&clients.sfn, &res.state_machine_arn))
+        .await?
+        .into_iter()
+        .filter(|e| !processed.contains(&e.execution_arn))
+        .map(|e| (e.started_at, e.execution_arn))
+        .collect();
     found.sort();
     let mut out = Vec::new();
     for (_, arn) in found {
-        let d = clients.sfn.describe_execution().execution_arn(&arn).send().await.map_err(|e| {
-            CliError::failed(format!("DescribeExecution {arn}: {}", arc_shared::error::describe_sdk_error(&e)))
-        })?;
-        let input: Value = serde_json::from_str(d.input().unwrap_or("{}"))
+        let d = call_handler(|| executions::describe(&clients.sfn, &arn)).await?;
+        let input: Value = serde_json::from_str(d.input.as_deref().unwrap_or("{}"))
             .map_err(|e| CliError::failed(format!("execution {arn}: input is not JSON: {e}")))?;
         out.push((arn, input));
     }
@@ -355,7 +324,7 @@ async fn new_executions(
 }
 
 async fn status_counts(env: &Env, run_id: &str) -> Result<BTreeMap<String, u64>, CliError> {
-    let tasks = env.tables().run_tasks(run_id).await?;
+    let tasks = call_handler(|| async { env.tables().run_tasks(run_id).await }).await?;
     Ok(view::status_counts(tasks.iter().map(|t| &t.status)))
 }
 

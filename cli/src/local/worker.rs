@@ -5,12 +5,12 @@
 //! the job description as the Cause, the state's delivery key), sometimes twice.
 
 use super::execution::call_handler;
-use super::prng::Prng;
+use super::prng::{self, chance};
+use arc_shared::contracts::FailureOutcome;
 use arc_shared::runtime::Env;
-use arc_shared::store::{Tables, UpdateExpr};
 use arc_shared::ArcError;
 use arc_worker_double::{Behaviour, Completion, Job, Worker, BATCH_ATTEMPTS};
-use aws_sdk_dynamodb::types::AttributeValue;
+use rand::Rng;
 use rust_decimal::Decimal;
 use serde_json::json;
 use std::sync::Arc;
@@ -51,8 +51,8 @@ pub struct WorkerSim {
 /// The ways an attempt fails, by weight: the task raises (the worker records it, exit 1, Batch
 /// retries), OOM (137, no retry), a spot reclaim (143, "Host EC2 … terminated", Batch
 /// retries), the image cannot be pulled (never starts, no retry).
-fn failure(rng: &mut Prng) -> Behaviour {
-    match rng.range(0, 99) {
+fn failure(rng: &mut impl Rng) -> Behaviour {
+    match rng.random_range(0..=99) {
         0..=54 => Behaviour::Fail { message: "RateLimitError: 429 from the model provider".to_owned() },
         55..=74 => Behaviour::Killed {
             exit_code: 137,
@@ -75,28 +75,29 @@ pub async fn run_job(
     round: u32,
     execution_arn: &str,
 ) -> Result<JobOutcome, ArcError> {
-    let mut rng = Prng::keyed(sim.seed, &format!("{task_id}/{round}"));
+    let mut rng = prng::stream(sim.seed, &format!("{task_id}/{round}"));
     let plan: Vec<Behaviour> = (0..BATCH_ATTEMPTS)
         .map(|_| {
-            if rng.chance(sim.failure_rate) {
+            if chance(&mut rng, sim.failure_rate) {
                 failure(&mut rng)
             } else {
                 Behaviour::Complete(Completion {
-                    cost_usd: Decimal::new(rng.range(1_000, 500_000) as i64, 6),
-                    tokens_input: rng.range(1_000, 20_000),
-                    tokens_output: rng.range(100, 4_000),
+                    cost_usd: Decimal::new(rng.random_range(1_000..=500_000), 6),
+                    tokens_input: rng.random_range(1_000..=20_000),
+                    tokens_output: rng.random_range(100..=4_000),
                     result_s3_key: Some(format!("runs/{run_id}/tasks/{task_id}/r{round}.json")),
                 })
             }
         })
         .collect();
-    let correct = rng.chance(sim.accuracy);
-    let redeliver = rng.chance(sim.redeliver_rate);
+    let correct = chance(&mut rng, sim.accuracy);
+    let redeliver = chance(&mut rng, sim.redeliver_rate);
     let job = worker.run_job(run_id, task_id, &plan).await;
 
     let mut out = outcome_of(&job, &plan);
     if out.completed.is_some() {
-        score(env, run_id, task_id, correct).await?;
+        // Scoring writes `is_correct` on a completed task (the worker itself does not).
+        call_handler(|| async { env.tables().set_task_correct(run_id, task_id, correct).await }).await?;
     }
     if !job.succeeded {
         let event = json!({
@@ -107,7 +108,7 @@ pub async fn run_job(
         });
         for _ in 0..(1 + u32::from(redeliver)) {
             let answer = call_handler(|| arc_handlers::handle_error::handle(env.clone(), event.clone())).await?;
-            out.permanent = answer.get("status").and_then(|s| s.as_str()) == Some("FAILED_PERMANENT");
+            out.permanent = answer.status == FailureOutcome::FailedPermanent;
             out.deliveries += 1;
         }
     }
@@ -133,17 +134,4 @@ fn outcome_of(job: &Job, plan: &[Behaviour]) -> JobOutcome {
         permanent: false,
         not_claimed: job.attempts.first().is_some_and(|a| !a.claimed && a.exit_code == Some(0)),
     }
-}
-
-/// Scoring writes `is_correct` on a completed task (the worker itself does not).
-async fn score(env: &Env, run_id: &str, task_id: &str, correct: bool) -> Result<(), ArcError> {
-    let tables = env.tables();
-    let res = UpdateExpr::new()
-        .set("is_correct", AttributeValue::Bool(correct))
-        .exists("run_id")
-        .apply(tables.db.update_item().table_name(&tables.tasks).set_key(Some(Tables::task_key(run_id, task_id))))
-        .send()
-        .await;
-    arc_shared::store::conditional("UpdateItem tasks (scoring)", res)?;
-    Ok(())
 }

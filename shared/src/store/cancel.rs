@@ -7,7 +7,7 @@
 //! settle it). Resume moves what the stopped execution left in flight to FAILED without
 //! charging an attempt, so the sweeper retries it.
 
-use super::{conditional, Tables, UpdateExpr};
+use super::{conditional, each_written, Tables, UpdateExpr};
 use crate::config::BackoffConfig;
 use crate::error::{ArcError, Result};
 use crate::metrics::Metrics;
@@ -16,13 +16,9 @@ use crate::status::{RunStatus, TaskStatus};
 use crate::time::format_ts;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
 
 /// `last_error_type` of a task a cancelled execution left in flight, moved to FAILED by resume.
 pub const CANCELLED_ERROR_TYPE: &str = "Cancelled";
-
-/// Task writes in flight at once.
-const WRITE_CONCURRENCY: usize = 16;
 
 /// Who cancels a run, why and when (one write).
 #[derive(Debug, Clone, Copy)]
@@ -85,40 +81,30 @@ impl Tables {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>> {
         let now_s = format_ts(now);
-        let moved: Vec<Option<String>> = stream::iter(tasks.iter().filter(|t| t.status.is_in_flight()))
-            .map(|t| {
-                let now_s = now_s.as_str();
-                async move {
-                    let next = crate::backoff::due_at(backoff, &t.run_id, &t.task_id, t.retry_count, now);
-                    let res = UpdateExpr::new()
-                        .set("status", s(TaskStatus::Failed.as_str()))
-                        .set("last_error_type", s(CANCELLED_ERROR_TYPE))
-                        .set("last_error_cause", s(cause))
-                        .set("last_error_at", s(now_s))
-                        .set("next_retry_at", s(format_ts(next)))
-                        .set("updated_at", s(now_s))
-                        .exists("run_id")
-                        .expect_eq_or_missing("status", seen_status(&t.status))
-                        .expect_count("retry_count", u64::from(t.retry_count))
-                        .apply(
-                            self.db
-                                .update_item()
-                                .table_name(&self.tasks)
-                                .set_key(Some(Tables::task_key(&t.run_id, &t.task_id))),
-                        )
-                        .send()
-                        .await;
-                    let written = conditional("UpdateItem tasks (release)", res)?.is_some();
-                    if !written {
-                        tracing::info!(run_id = %t.run_id, task_id = %t.task_id, "task changed meanwhile: left as it is");
-                    }
-                    Ok::<_, ArcError>(written.then(|| t.task_id.clone()))
+        each_written(tasks.iter().filter(|t| t.status.is_in_flight()), |t| {
+            let now_s = now_s.as_str();
+            async move {
+                let next = crate::backoff::due_at(backoff, &t.run_id, &t.task_id, t.retry_count, now);
+                let res = UpdateExpr::new()
+                    .set("status", s(TaskStatus::Failed.as_str()))
+                    .set("last_error_type", s(CANCELLED_ERROR_TYPE))
+                    .set("last_error_cause", s(cause))
+                    .set("last_error_at", s(now_s))
+                    .set("next_retry_at", s(format_ts(next)))
+                    .set("updated_at", s(now_s))
+                    .exists("run_id")
+                    .expect_eq_or_missing("status", seen_status(&t.status))
+                    .expect_count("retry_count", u64::from(t.retry_count));
+                let written = self
+                    .update_if(&self.tasks, Tables::task_key(&t.run_id, &t.task_id), res, "UpdateItem tasks (release)")
+                    .await?;
+                if !written {
+                    tracing::info!(run_id = %t.run_id, task_id = %t.task_id, "task changed meanwhile: left as it is");
                 }
-            })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(moved.into_iter().flatten().collect())
+                Ok(written.then(|| t.task_id.clone()))
+            }
+        })
+        .await
     }
 
     /// Lifts the cancellation of `run_id`: `#status = status`, the counts from the tasks,

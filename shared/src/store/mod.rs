@@ -1,16 +1,22 @@
 //! The AWS adapter: clients built once per container, and the table operations every
 //! function shares. Item ↔ record conversion lives in `records`; nothing else touches items.
 
+pub mod admin;
 mod batch;
 pub mod cancel;
+pub mod executions;
 mod failures;
+pub mod metrics;
 pub mod objects;
+pub mod retries;
+pub mod runs;
 pub mod schema;
 mod update;
 
 pub use batch::batch_put;
 pub use cancel::Cancellation;
 pub use failures::{FailureWrite, SeenTask, SettlePolicy, SettledTask, Written};
+pub use runs::{NewRun, Published, RunCompletion};
 pub use update::UpdateExpr;
 
 use crate::error::{describe_sdk_error, ArcError, Result};
@@ -37,6 +43,7 @@ impl Clients {
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig) -> Self {
+        let conf = &with_attempt_timeout(conf);
         // Path-style S3 addressing works against AWS and against local emulators alike.
         let s3_conf = aws_sdk_s3::config::Builder::from(conf).force_path_style(true).build();
         Self {
@@ -46,6 +53,24 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(conf),
         }
     }
+}
+
+/// Each attempt of an AWS call gives up after this long, so that a dependency that accepts
+/// connections but never answers fails the call as `DependencyUnavailable` (retryable: the
+/// state machine retries it) after the SDK's three attempts, about half a minute, instead of
+/// holding the function until its Lambda timeout (`States.Timeout`, which it does not retry).
+/// Every call these functions make answers in well under a second when AWS is healthy.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `conf` with [`ATTEMPT_TIMEOUT`] unless it sets an attempt timeout of its own.
+fn with_attempt_timeout(conf: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+    let current =
+        conf.timeout_config().cloned().unwrap_or_else(|| aws_config::timeout::TimeoutConfig::builder().build());
+    if current.operation_attempt_timeout().is_some() {
+        return conf.clone();
+    }
+    let timeouts = current.to_builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
+    conf.to_builder().timeout_config(timeouts).build()
 }
 
 /// The result of a conditional UpdateItem: `Some(output)` when written, `None` when its
@@ -65,10 +90,26 @@ pub fn conditional(
     }
 }
 
+/// Conditional writes of one item each in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// Runs `write` for each of `items`, [`WRITE_CONCURRENCY`] at once, and collects what the
+/// writes that took effect return (`Some`); the first error stops it.
+pub(crate) async fn each_written<I, T, F, Fut>(items: I, write: F) -> Result<Vec<T>>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let done: Vec<Option<T>> = stream::iter(items).map(write).buffer_unordered(WRITE_CONCURRENCY).try_collect().await?;
+    Ok(done.into_iter().flatten().collect())
+}
+
 /// The two tables, by name.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    pub db: DynamoDb,
+    db: DynamoDb,
     pub runs: String,
     pub tasks: String,
 }
@@ -163,6 +204,13 @@ impl Tables {
     /// a time so that callers keep only what they need.
     pub async fn for_each_task(&self, run_id: &str, mut f: impl FnMut(TaskRecord) -> Result<()>) -> Result<()> {
         self.for_each_task_item(run_id, |item| f(TaskRecord::from_item(item)?)).await
+    }
+
+    /// A conditional UpdateItem of the item `key` of `table` (the runs or the tasks table):
+    /// `true` when written, `false` when its condition failed.
+    pub(crate) async fn update_if(&self, table: &str, key: Item, update: UpdateExpr, operation: &str) -> Result<bool> {
+        let res = update.apply(self.db.update_item().table_name(table).set_key(Some(key))).send().await;
+        Ok(conditional(operation, res)?.is_some())
     }
 
     /// Every task of a run, collected.

@@ -9,7 +9,7 @@ use serde::Serialize;
 pub const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
 
 /// A bucket and key, as the state machine's ItemReader takes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ObjectRef {
     pub bucket: String,
     pub key: String,
@@ -42,18 +42,25 @@ pub async fn put_json(s3: &Client, at: &ObjectRef, value: &impl Serialize) -> Re
     Ok(())
 }
 
-/// Reads the JSON array of strings at `at` (an input's task id list); `field` names the input
-/// field in errors. A missing object or a body that is not such an array is `InvalidInput`.
-pub async fn get_string_list(s3: &Client, at: &ObjectRef, field: &str) -> Result<Vec<String>> {
+/// The largest object [`get_text`] reads (a report of 10,000 tasks is a few MB).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a bounded GetObject found.
+enum Body {
+    Missing,
+    TooLarge,
+    Bytes(Vec<u8>),
+}
+
+/// GetObject `at`, reading at most `max` bytes of it.
+async fn get_bounded(s3: &Client, at: &ObjectRef, max: usize) -> Result<Body> {
     let out = match s3.get_object().bucket(&at.bucket).key(&at.key).send().await {
         Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => {
-            return Err(ArcError::invalid(field, format!("{} does not exist", at.uri())))
-        }
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => return Ok(Body::Missing),
         Err(e) => return Err(ArcError::from_sdk("GetObject", e)),
     };
-    if out.content_length().is_some_and(|l| l > MAX_LIST_BYTES as i64) {
-        return Err(ArcError::invalid(field, format!("{} is larger than {MAX_LIST_BYTES} bytes", at.uri())));
+    if out.content_length().is_some_and(|l| l > max as i64) {
+        return Ok(Body::TooLarge);
     }
     let bytes = out
         .body
@@ -61,9 +68,30 @@ pub async fn get_string_list(s3: &Client, at: &ObjectRef, field: &str) -> Result
         .await
         .map_err(|e| ArcError::DependencyUnavailable { operation: "GetObject".into(), message: e.to_string() })?
         .into_bytes();
-    if bytes.len() > MAX_LIST_BYTES {
-        return Err(ArcError::invalid(field, format!("{} is larger than {MAX_LIST_BYTES} bytes", at.uri())));
+    Ok(if bytes.len() > max { Body::TooLarge } else { Body::Bytes(bytes.to_vec()) })
+}
+
+/// The object at `at` as text, `None` when there is no such object. One larger than
+/// [`MAX_TEXT_BYTES`] or not UTF-8 is `CorruptItem`.
+pub async fn get_text(s3: &Client, at: &ObjectRef) -> Result<Option<String>> {
+    let corrupt = |message: String| ArcError::CorruptItem { key: at.uri(), message };
+    match get_bounded(s3, at, MAX_TEXT_BYTES).await? {
+        Body::Missing => Ok(None),
+        Body::TooLarge => Err(corrupt(format!("larger than {MAX_TEXT_BYTES} bytes"))),
+        Body::Bytes(b) => String::from_utf8(b).map(Some).map_err(|e| corrupt(format!("not UTF-8 text: {e}"))),
     }
+}
+
+/// Reads the JSON array of strings at `at` (an input's task id list); `field` names the input
+/// field in errors. A missing object or a body that is not such an array is `InvalidInput`.
+pub async fn get_string_list(s3: &Client, at: &ObjectRef, field: &str) -> Result<Vec<String>> {
+    let bytes = match get_bounded(s3, at, MAX_LIST_BYTES).await? {
+        Body::Missing => return Err(ArcError::invalid(field, format!("{} does not exist", at.uri()))),
+        Body::TooLarge => {
+            return Err(ArcError::invalid(field, format!("{} is larger than {MAX_LIST_BYTES} bytes", at.uri())))
+        }
+        Body::Bytes(b) => b,
+    };
     serde_json::from_slice::<Vec<String>>(&bytes)
         .map_err(|e| ArcError::invalid(field, format!("{} is not a JSON array of strings: {e}", at.uri())))
 }
