@@ -73,6 +73,14 @@ md = [
     "(seeded chaos, holds that serve as kill points) is `tests/support/moto_serial.py`. A `fail: …` "
     "row of a known bug (tests named `known_bug_*`) does not fail the command.",
     "",
+    "Chaos selects every request of a scenario's own resources (tables, bucket, state machine), the "
+    "product's and the local runner's alike, except the writes of the Python worker double: the worker "
+    "is not this product, and its failure path counts a failure twice when the answer to its conditional "
+    "increment is lost (boto3 retries it, sees its own write as a conflict, re-reads and adds one again). "
+    "Its reads are included. Kinds: `drop` (connection closed, request not applied), `lost` (applied, "
+    "then the connection closed unanswered), `500`, `503`, `throttle`, `throughput` "
+    "(ProvisionedThroughputExceeded), `conflict` (TransactionConflict).",
+    "",
     "| Scenario | What was done | Runs | What was checked | Result |",
     "|---|---|---|---|---|",
 ]

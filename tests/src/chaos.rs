@@ -60,20 +60,35 @@ pub struct Scenario {
     pub checked: String,
 }
 
+static NOTES: Mutex<BTreeMap<&'static str, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// Adds what a run of scenario `name` measured (how many failures were injected, which
+/// operations were held…) to its row's "what was done".
+pub fn note(name: &'static str, text: impl Into<String>) {
+    if let Ok(mut n) = NOTES.lock() {
+        n.entry(name).or_default().push(text.into());
+    }
+}
+
 /// Appends the scenario's JSON line to `$ARC_RELIABILITY_OUT` (when set).
 pub fn record(s: &Scenario, result: &Result<(), String>) {
     let Ok(path) = std::env::var("ARC_RELIABILITY_OUT") else { return };
     if path.is_empty() {
         return;
     }
+    let notes = NOTES.lock().ok().and_then(|mut n| n.remove(s.name)).unwrap_or_default();
+    let done = match notes.is_empty() {
+        true => s.done.clone(),
+        false => format!("{}. Measured: {}", s.done.trim_end_matches('.'), notes.join("; ")),
+    };
     let line = json!({
         "scenario": s.name,
-        "done": s.done,
+        "done": done,
         "runs": s.runs,
         "checked": s.checked,
         "result": match result {
             Ok(()) => "pass".to_owned(),
-            Err(e) => format!("fail: {}", one_line(e, 300)),
+            Err(e) => format!("fail: {}", one_line(e, 700)),
         },
         "mode": match mode() { Mode::Quick => "quick", Mode::Full => "full" },
     });

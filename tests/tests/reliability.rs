@@ -314,6 +314,7 @@ async fn arc_local_under_chaos_ends_with_exact_accounting() {
             }
         }
         println!("chaos over all seeds: {}", injected.describe());
+        chaos::note("arc-local under 20% chaos", injected.describe());
         for k in ALL_KINDS {
             if injected.by_kind.get(k).copied().unwrap_or(0) == 0 {
                 problems.push(format!("kind {k} was never injected"));
@@ -620,6 +621,10 @@ async fn every_handler_under_chaos_fails_only_retryably_and_leaves_the_invariant
             problems.extend(d.problems.iter().map(|p| format!("seed {seed}: {p}")));
         }
         println!("{invocations} invocations, {failed} failed and invoked again; chaos: {}", injected.describe());
+        chaos::note(
+            "handlers and sweeper under 20% chaos, no SDK retries",
+            format!("{} invocations, {failed} of them failed and invoked again; {}", invocations, injected.describe()),
+        );
         if failed == 0 {
             problems.push("no invocation failed: the chaos did not reach the handlers".into());
         }
@@ -1168,12 +1173,25 @@ async fn the_sweeper_sigkilled_at_seeded_points_leaves_no_duplicate_and_no_stran
             return Err(format!("reference sweep: {answer:?}, {total} requests"));
         }
         let mut problems = Vec::new();
+        let mut held_ops: Vec<String> = Vec::new();
         for (i, point) in points.iter().enumerate() {
             match kill_and_sweep_again(&emu, point, i).await {
-                Ok(held) => println!("{}: killed while {held} was held; swept again: ok", point.label),
+                Ok(held) => {
+                    println!("{}: killed while {held} was held; swept again: ok", point.label);
+                    held_ops.push(held);
+                }
                 Err(e) => problems.push(e),
             }
         }
+        let mut by_op: BTreeMap<&str, u32> = BTreeMap::new();
+        for op in &held_ops {
+            *by_op.entry(op.as_str()).or_default() += 1;
+        }
+        let ops: Vec<String> = by_op.iter().map(|(op, n)| format!("{n}× {op}")).collect();
+        chaos::note(
+            "sweeper SIGKILLed mid-sweep, then swept again",
+            format!("killed while holding {}", ops.join(", ")),
+        );
         match problems.is_empty() {
             true => Ok(()),
             false => Err(problems.join("; ")),
@@ -1468,6 +1486,8 @@ async fn worker_writes_racing_handle_error_and_the_sweeper_lose_or_double_no_cou
     chaos::scenario(s, async {
         let (problems, outcomes) = race(rounds, |round| if round % 2 == 0 { vec![oom()] } else { vec![done()] }).await;
         println!("outcomes: {outcomes:?}");
+        let ends: Vec<String> = outcomes.iter().map(|(k, n)| format!("{n}× {k}")).collect();
+        chaos::note("worker writes racing handle-error and the sweeper", ends.join(", "));
         match problems.is_empty() {
             true => Ok(()),
             false => Err(problems.join("; ")),
