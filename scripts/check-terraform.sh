@@ -50,11 +50,12 @@ step "the log line and metric names terraform/monitoring.tf reads are the ones t
 # line with status FAILED_PERMANENT; the alarms and dashboard read these metric names.
 coupling=(
   'handlers/src/handle_error.rs:"failure recorded"'
-  'handlers/src/handle_error.rs:"FAILED_PERMANENT"'
+  'handlers/src/handle_error.rs:FailureOutcome::FailedPermanent'
+  'shared/src/contracts.rs:"FAILED_PERMANENT"'
   'handlers/src/complete.rs:"ConfigName"'
 )
 for metric in Accuracy TotalCostUSD TasksCompleted TasksFailed; do coupling+=("handlers/src/complete.rs:\"$metric\""); done
-for metric in TasksRequeued TasksDeferred RunsRetried RunsRepaired SweepErrors; do coupling+=("sweeper/src:\"$metric\""); done
+for metric in TasksRequeued TasksDeferred RunsRetried RunsRepaired SweepErrors; do coupling+=("shared/src/contracts.rs:\"$metric\""); done
 for pair in "${coupling[@]}"; do
   where="${pair%%:*}" literal="${pair#*:}"
   grep -rqF -- "$literal" "$where" || fail "monitoring.tf relies on $literal in $where, which no longer has it"

@@ -7,8 +7,7 @@
 #   scripts/reliability.sh --full        full mode (20 seeds, 20 kill points)
 #   scripts/reliability.sh --out FILE    write the report to FILE instead of RELIABILITY.md
 #
-# Exits non-zero when a scenario fails. Scenarios of known bugs (tests named known_bug_*) run
-# too and their rows say `fail: …`, but they do not fail this command.
+# Exits non-zero when a scenario fails.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -35,9 +34,7 @@ export ARC_RELIABILITY="$mode" ARC_RELIABILITY_OUT="$lines"
 started=$(date +%s)
 
 status=0
-cargo test -p arc-integration-tests "${tests[@]}" --no-fail-fast -- --include-ignored --skip known_bug_ || status=$?
-echo "==> known bugs (recorded, not failing this command)"
-cargo test -p arc-integration-tests --test reliability -- --ignored known_bug_ 2>&1 | grep -E "^test |scenario .* failed" || true
+cargo test -p arc-integration-tests "${tests[@]}" --no-fail-fast -- --include-ignored || status=$?
 
 mkdir -p "$(dirname "$out")"
 python3 - "$lines" "$out" "$mode" "$status" "$(( $(date +%s) - started ))" "${tests[*]}" "$(nproc)" "$(uname -m)" <<'PY'
@@ -70,8 +67,8 @@ md = [
     "Rerun: `scripts/reliability.sh --full` (20 seeds, 20 kill points; this file) or "
     "`scripts/reliability.sh` (the quick mode `.ci/run` runs: 3 seeds, 5 kill points). The scenarios "
     "are `tests/tests/reliability.rs` (and `tests/tests/bad_input.rs`); the fault-injecting emulator "
-    "(seeded chaos, holds that serve as kill points) is `tests/support/moto_serial.py`. A `fail: …` "
-    "row of a known bug (tests named `known_bug_*`) does not fail the command.",
+    "(seeded chaos, holds that serve as kill points) is `tests/support/moto_serial.py`. Any `fail: …` "
+    "row fails the command.",
     "",
     "Chaos selects every request of a scenario's own resources (tables, bucket, state machine), the "
     "product's and the local runner's alike, except the writes of the Python worker double: the worker "

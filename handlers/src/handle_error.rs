@@ -16,8 +16,8 @@ use arc_shared::backoff::due_at;
 pub use arc_shared::contracts::HandleErrorOutput as Output;
 use arc_shared::contracts::{FailureOutcome, HandleErrorInput};
 use arc_shared::failure::{
-    decide_failure, parse_batch_cause, redact_cause, truncate_chars, Delivery, FailureDecision, TaskFailureState,
-    MAX_ERROR_TYPE_CHARS, MESSAGE_CAUSE_CHARS,
+    decide_failure, parse_batch_cause, redact_cause, truncate_chars, Delivery, FailureDecision, LastAttempt,
+    TaskFailureState, MAX_ERROR_TYPE_CHARS, MESSAGE_CAUSE_CHARS,
 };
 use arc_shared::input::{check_len, parse_event, MAX_ARN_CHARS};
 use arc_shared::runtime::Env;
@@ -59,6 +59,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
         job_id.as_deref(),
         input.delivery.as_ref().map(|d| (d.execution_arn.as_str(), d.entered_at.as_str())),
         &error_type,
+        batch.as_ref().map_or(LastAttempt::Unknown, |b| b.last_attempt),
     );
     let error_message = format!("{error_type}: {}", truncate_chars(&cause, MESSAGE_CAUSE_CHARS));
     let tables = env.tables();
@@ -79,11 +80,15 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
         let state = TaskFailureState {
             status: task.status.clone(),
             retry_count: task.retry_count,
+            claim: task.started_at.clone(),
             claimed_at: task.started_at.as_deref().and_then(parse_ts),
             updated_at: task.updated_at.as_deref().and_then(parse_ts),
             last_error_at: task.last_error_at.as_deref().and_then(parse_ts),
             last_failed_job_id: task.last_failed_job_id.clone(),
             last_failure_key: task.last_failure_key.clone(),
+            recorded_retry_count: task.recorded_retry_count.map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
+            worker_recorded_claim: task.worker_recorded_claim.clone(),
+            attributed_claim: task.attributed_claim.clone(),
         };
         let rec = match decide_failure(&state, &delivery, env.config.max_retries, &env.config.non_retryable_errors) {
             FailureDecision::AlreadyCounted { permanent, retry_count } => {
@@ -124,6 +129,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             batch: batch.as_ref(),
             failure_key: delivery.key.as_deref(),
             next_retry_at: next_retry_at.as_deref(),
+            seen_workers_claim: rec.seen_workers_claim.as_deref(),
+            attributed_claim: if rec.at_workers_record { task.started_at.as_deref() } else { None },
         };
         match tables.record_failure(run_id, task_id, &seen, &write, rec.newly_permanent).await? {
             Written::Yes => {}

@@ -50,6 +50,53 @@ pub struct BatchCause {
     pub log_stream_name: Option<String>,
     /// Container attempts the job made.
     pub attempts: u32,
+    /// Where its last attempt that ran, ran.
+    pub last_attempt: LastAttempt,
+}
+
+/// Where the last container attempt of a failed job that reached RUNNING ran, as its Cause
+/// tells it: what says whether the worker's claim of the task (`started_at`) belongs to this
+/// job. A job counts one failure: its last attempt that ran (earlier ones exited 1 after the
+/// worker recorded them; attempts that never ran are the infrastructure's, not the task's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LastAttempt {
+    /// Not a Batch job description (a timeout, a Lambda error, plain or truncated text).
+    #[default]
+    Unknown,
+    /// No attempt of the job reached RUNNING (none has a `StartedAt`): no worker of this job
+    /// claimed the task.
+    NeverRan,
+    /// It ran from `started_ms` to `stopped_ms` (milliseconds since the epoch; `None`: no stop
+    /// time given).
+    Ran { started_ms: i64, stopped_ms: Option<i64> },
+}
+
+/// How far a claim may lie outside its attempt's Batch times (clocks of the container host
+/// and of Batch).
+const CLAIM_SLACK_MS: i64 = 1_000;
+
+impl LastAttempt {
+    fn of(attempts: &[Value]) -> Self {
+        let ms = |a: &Value, k: &str| a.get(k).and_then(Value::as_i64).filter(|t| *t > 0);
+        attempts
+            .iter()
+            .rev()
+            .find_map(|a| ms(a, "StartedAt").map(|started_ms| Self::Ran { started_ms, stopped_ms: ms(a, "StoppedAt") }))
+            .unwrap_or(Self::NeverRan)
+    }
+
+    /// Whether a claim at `claimed_at` may have been made by this attempt (`Unknown`: it may).
+    pub fn may_have_claimed(&self, claimed_at: Option<DateTime<Utc>>) -> bool {
+        match (self, claimed_at) {
+            (Self::Unknown, _) => true,
+            (Self::NeverRan, _) | (_, None) => false,
+            (Self::Ran { started_ms, stopped_ms }, Some(c)) => {
+                let c = c.timestamp_millis();
+                c >= started_ms.saturating_sub(CLAIM_SLACK_MS)
+                    && stopped_ms.is_none_or(|stop| c <= stop.saturating_add(CLAIM_SLACK_MS))
+            }
+        }
+    }
 }
 
 fn text(v: Option<&Value>, max: usize) -> Option<String> {
@@ -75,6 +122,7 @@ pub fn parse_batch_cause(cause: &str) -> Option<BatchCause> {
             .find_map(|c| text(c.get("LogStreamName"), 512))
             .or_else(|| obj.get("Container").and_then(|c| text(c.get("LogStreamName"), 512))),
         attempts: u32::try_from(attempts.len()).unwrap_or(u32::MAX),
+        last_attempt: LastAttempt::of(attempts),
     })
 }
 
@@ -130,7 +178,8 @@ fn redact_text(cause: &str) -> String {
 pub struct TaskFailureState {
     pub status: TaskStatus,
     pub retry_count: u32,
-    /// The worker's last claim (`started_at`).
+    /// The worker's last claim (`started_at`), as written and as a time.
+    pub claim: Option<String>,
     pub claimed_at: Option<DateTime<Utc>>,
     /// The task's last write (`updated_at`).
     pub updated_at: Option<DateTime<Utc>>,
@@ -138,18 +187,45 @@ pub struct TaskFailureState {
     pub last_error_at: Option<DateTime<Utc>>,
     pub last_failed_job_id: Option<String>,
     pub last_failure_key: Option<String>,
+    /// `retry_count` as our last failure write left it (`recorded_retry_count`).
+    pub recorded_retry_count: Option<u32>,
+    /// The claim whose failure record by the worker a write of ours has seen
+    /// (`worker_recorded_claim`).
+    pub worker_recorded_claim: Option<String>,
+    /// The claim whose worker record was taken as some delivered job's failure
+    /// (`attributed_claim`): it answers for one job only.
+    pub attributed_claim: Option<String>,
 }
 
 impl TaskFailureState {
-    /// The worker recorded a failure since our last record: the task is failed, and its last
-    /// claim came after the failure we last recorded (or we never recorded one).
-    pub fn worker_recorded(&self) -> bool {
-        self.status.is_failed()
-            && match (self.claimed_at, self.last_error_at) {
+    /// The worker recorded the failure of its current claim: the task is failed, and a write of
+    /// ours already saw that record, or the count grew since our last failure write (besides
+    /// ours, only the worker's failure path adds to it, and only after a claim). On an item no
+    /// failure write of this version touched: the claim came after our last record.
+    pub fn worker_recorded_current_claim(&self) -> bool {
+        if !self.status.is_failed() || self.claim.is_none() {
+            return false;
+        }
+        if self.worker_recorded_claim.is_some() && self.worker_recorded_claim == self.claim {
+            return true;
+        }
+        match self.recorded_retry_count {
+            Some(ours) => self.retry_count > ours,
+            None => match (self.claimed_at, self.last_error_at) {
                 (Some(claim), Some(ours)) => claim > ours,
                 (Some(_), None) => true,
                 (None, _) => false,
-            }
+            },
+        }
+    }
+
+    /// The worker's record of its current claim is the failure of the delivered job: it
+    /// recorded one, the job's last attempt may have made that claim (the claim lies within
+    /// the attempt's Batch times), and no other delivery was taken for it already.
+    pub fn worker_recorded(&self, delivery: &Delivery<'_>) -> bool {
+        self.worker_recorded_current_claim()
+            && delivery.last_attempt.may_have_claimed(self.claimed_at)
+            && !(self.attributed_claim.is_some() && self.attributed_claim == self.claim)
     }
 }
 
@@ -162,16 +238,23 @@ pub struct Delivery<'a> {
     /// key, else `None` (nothing to deduplicate on).
     pub key: Option<String>,
     pub error_type: &'a str,
+    /// Where the job's last attempt ran.
+    pub last_attempt: LastAttempt,
 }
 
 impl<'a> Delivery<'a> {
-    pub fn new(job_id: Option<&'a str>, sfn_key: Option<(&str, &str)>, error_type: &'a str) -> Self {
+    pub fn new(
+        job_id: Option<&'a str>,
+        sfn_key: Option<(&str, &str)>,
+        error_type: &'a str,
+        last_attempt: LastAttempt,
+    ) -> Self {
         let key = match (job_id, sfn_key) {
             (Some(j), _) => Some(format!("job:{j}")),
             (None, Some((exec, entered))) => Some(format!("sfn:{exec}#{entered}")),
             (None, None) => None,
         };
-        Self { job_id, key, error_type }
+        Self { job_id, key, error_type, last_attempt }
     }
 }
 
@@ -187,7 +270,7 @@ pub enum FailureDecision {
 }
 
 /// How a failure is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub retry_count: u32,
     pub permanent: bool,
@@ -198,6 +281,8 @@ pub struct Recorded {
     pub newly_permanent: bool,
     /// The failure happened at the worker's last write (`updated_at`), not now.
     pub at_workers_record: bool,
+    /// The claim whose worker record this write has seen (`worker_recorded_claim`), if any.
+    pub seen_workers_claim: Option<String>,
 }
 
 /// Decides how a failure delivery changes the task.
@@ -216,7 +301,7 @@ pub fn decide_failure(
     if state.status == TaskStatus::Completed {
         return FailureDecision::TaskCompleted;
     }
-    let worker_recorded = state.worker_recorded();
+    let worker_recorded = state.worker_recorded(delivery);
     if already_permanent && !worker_recorded {
         // Made permanent by an earlier record of ours: nothing can make it more permanent.
         return FailureDecision::AlreadyCounted { permanent: true, retry_count: state.retry_count };
@@ -230,6 +315,7 @@ pub fn decide_failure(
         counted: !worker_recorded,
         newly_permanent: permanent && !already_permanent,
         at_workers_record: worker_recorded,
+        seen_workers_claim: state.worker_recorded_current_claim().then(|| state.claim.clone()).flatten(),
     })
 }
 
@@ -261,6 +347,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+    use serde_json::json;
 
     fn t(min: u32) -> Option<DateTime<Utc>> {
         Some(Utc.with_ymd_and_hms(2026, 11, 27, 10, min, 0).unwrap())
@@ -270,16 +357,48 @@ mod tests {
         TaskFailureState {
             status,
             retry_count,
+            claim: None,
             claimed_at: None,
             updated_at: None,
             last_error_at: None,
             last_failed_job_id: None,
             last_failure_key: None,
+            recorded_retry_count: None,
+            worker_recorded_claim: None,
+            attributed_claim: None,
         }
     }
 
+    /// Claimed at minute `min`.
+    fn claimed(s: &mut TaskFailureState, min: u32) {
+        s.claimed_at = t(min);
+        s.claim = t(min).map(crate::time::format_ts);
+    }
+
     fn job(j: &str) -> Delivery<'_> {
-        Delivery::new(Some(j), None, "States.TaskFailed")
+        Delivery::new(Some(j), None, "States.TaskFailed", LastAttempt::Unknown)
+    }
+
+    /// Job `j` whose last attempt ran from minute `from` to minute `to`.
+    fn ran(j: &str, from: u32, to: u32) -> Delivery<'_> {
+        let ms = |m: u32| t(m).map_or(0, |t| t.timestamp_millis());
+        Delivery::new(
+            Some(j),
+            None,
+            "States.TaskFailed",
+            LastAttempt::Ran { started_ms: ms(from), stopped_ms: Some(ms(to)) },
+        )
+    }
+
+    fn never_ran(j: &str) -> Delivery<'_> {
+        Delivery::new(Some(j), None, "States.TaskFailed", LastAttempt::NeverRan)
+    }
+
+    fn counted(d: FailureDecision) -> Option<(u32, bool)> {
+        match d {
+            FailureDecision::Record(r) => Some((r.retry_count, r.counted)),
+            _ => None,
+        }
     }
 
     fn rec(retry_count: u32, permanent: bool, counted: bool) -> FailureDecision {
@@ -289,6 +408,7 @@ mod tests {
             counted,
             newly_permanent: permanent,
             at_workers_record: !counted,
+            seen_workers_claim: None,
         })
     }
 
@@ -353,14 +473,16 @@ mod tests {
 
     #[test]
     fn a_delivery_without_job_id_is_counted_once_by_its_key() {
-        let d = Delivery::new(None, Some(("arn:exec:1", "2026-11-27T10:00:00Z")), "States.Timeout");
+        let d =
+            Delivery::new(None, Some(("arn:exec:1", "2026-11-27T10:00:00Z")), "States.Timeout", LastAttempt::Unknown);
         let mut s = state(TaskStatus::Failed, 1);
         s.last_failure_key = d.key.clone();
         assert_eq!(
             decide_failure(&s, &d, 3, &BTreeSet::new()),
             FailureDecision::AlreadyCounted { permanent: false, retry_count: 1 }
         );
-        let other = Delivery::new(None, Some(("arn:exec:2", "2026-11-27T10:00:00Z")), "States.Timeout");
+        let other =
+            Delivery::new(None, Some(("arn:exec:2", "2026-11-27T10:00:00Z")), "States.Timeout", LastAttempt::Unknown);
         let mut fresh = state(TaskStatus::InProgress, 1);
         fresh.last_failure_key = d.key.clone();
         assert_eq!(decide_failure(&fresh, &other, 3, &BTreeSet::new()), rec(2, false, true));
@@ -370,9 +492,9 @@ mod tests {
     fn worker_recorded_failure_is_annotated_not_counted() {
         // Claimed at :05 after our last record at :01, failed by the worker.
         let mut s = state(TaskStatus::Failed, 2);
-        s.claimed_at = t(5);
+        claimed(&mut s, 5);
         s.last_error_at = t(1);
-        assert_eq!(decide_failure(&s, &job("j2"), 3, &BTreeSet::new()), rec(2, false, false));
+        assert_eq!(counted(decide_failure(&s, &job("j2"), 3, &BTreeSet::new())), Some((2, false)));
         // The worker's own count reached MAX_RETRIES and it counted the run: annotate only.
         let mut p = s.clone();
         p.status = TaskStatus::FailedPermanent;
@@ -385,21 +507,88 @@ mod tests {
                 permanent: true,
                 counted: false,
                 newly_permanent: false,
-                at_workers_record: true
+                at_workers_record: true,
+                seen_workers_claim: t(5).map(crate::time::format_ts),
             })
         );
         // FAILED by our own earlier record (no claim since): a new job failing before the
         // claim is a new failure.
         let mut ours = state(TaskStatus::Failed, 1);
-        ours.claimed_at = t(0);
+        claimed(&mut ours, 0);
         ours.last_error_at = t(1);
         assert_eq!(decide_failure(&ours, &job("j9"), 3, &BTreeSet::new()), rec(2, false, true));
     }
 
     #[test]
+    fn the_workers_record_answers_only_for_the_job_whose_last_attempt_claimed() {
+        // The worker job claimed at :05 (its last attempt ran :04–:06) and recorded: count 3,
+        // ours 2.
+        let mut s = state(TaskStatus::Failed, 3);
+        claimed(&mut s, 5);
+        s.recorded_retry_count = Some(2);
+        s.last_error_at = t(6);
+        let none = BTreeSet::new();
+        assert_eq!(counted(decide_failure(&s, &ran("w", 4, 6), 3, &none)), Some((3, false)));
+        // Another job that never ran, delivered now: counted, and the worker's record seen.
+        let d = decide_failure(&s, &never_ran("o"), 9, &none);
+        assert_eq!(counted(d.clone()), Some((4, true)));
+        assert!(matches!(d, FailureDecision::Record(r) if r.seen_workers_claim == s.claim));
+        // A job whose last attempt ran before the claim: counted.
+        assert_eq!(counted(decide_failure(&s, &ran("old", 1, 3), 9, &none)), Some((4, true)));
+        // After our write for the other job (count 4, the claim's record seen), the worker job
+        // is still the worker's record; once taken, no other job is.
+        let mut after = s.clone();
+        after.retry_count = 4;
+        after.recorded_retry_count = Some(4);
+        after.worker_recorded_claim = s.claim.clone();
+        assert_eq!(counted(decide_failure(&after, &ran("w", 4, 6), 9, &none)), Some((4, false)));
+        after.attributed_claim = s.claim.clone();
+        assert_eq!(counted(decide_failure(&after, &ran("w2", 4, 6), 9, &none)), Some((5, true)));
+    }
+
+    #[test]
+    fn our_record_during_a_claim_does_not_hide_the_workers_record_after_it() {
+        // Claimed at :05; another job's failure recorded by us at :06 (count 4); then the
+        // worker records its own (count 5).
+        let mut s = state(TaskStatus::Failed, 5);
+        claimed(&mut s, 5);
+        s.last_error_at = t(6);
+        s.recorded_retry_count = Some(4);
+        assert_eq!(counted(decide_failure(&s, &ran("w", 4, 7), 9, &BTreeSet::new())), Some((5, false)));
+        // Had the worker not recorded (killed), its job counts.
+        s.retry_count = 4;
+        assert_eq!(counted(decide_failure(&s, &ran("w", 4, 7), 9, &BTreeSet::new())), Some((5, true)));
+    }
+
+    #[test]
+    fn the_last_attempt_is_read_from_the_cause() {
+        let at = |v: Value| parse_batch_cause(&v.to_string()).map(|b| b.last_attempt);
+        assert_eq!(at(json!({"JobId": "j", "Attempts": []})), Some(LastAttempt::NeverRan));
+        assert_eq!(at(json!({"JobId": "j", "Attempts": [{"StoppedAt": 30}]})), Some(LastAttempt::NeverRan));
+        // An attempt that never ran after one that did: the one that ran.
+        assert_eq!(
+            at(json!({"JobId": "j", "Attempts": [{"StartedAt": 10, "StoppedAt": 20}, {"StoppedAt": 30}]})),
+            Some(LastAttempt::Ran { started_ms: 10, stopped_ms: Some(20) })
+        );
+        assert_eq!(
+            at(json!({"JobId": "j", "Attempts": [{"StartedAt": 10, "StoppedAt": 20}]})),
+            Some(LastAttempt::Ran { started_ms: 10, stopped_ms: Some(20) })
+        );
+        assert_eq!(parse_batch_cause("plain text"), None);
+        let ran = LastAttempt::Ran { started_ms: 10_000, stopped_ms: Some(20_000) };
+        let ms = |m: i64| DateTime::from_timestamp_millis(m);
+        assert!(ran.may_have_claimed(ms(15_000)));
+        assert!(ran.may_have_claimed(ms(9_500)));
+        assert!(!ran.may_have_claimed(ms(5_000)));
+        assert!(!ran.may_have_claimed(ms(25_000)));
+        assert!(!LastAttempt::NeverRan.may_have_claimed(ms(15_000)));
+        assert!(LastAttempt::Unknown.may_have_claimed(None));
+    }
+
+    #[test]
     fn permanent_by_our_own_record_stays_as_it_is() {
         let mut s = state(TaskStatus::FailedPermanent, 3);
-        s.claimed_at = t(0);
+        claimed(&mut s, 0);
         s.last_error_at = t(1);
         assert_eq!(
             decide_failure(&s, &job("late"), 3, &BTreeSet::new()),
@@ -410,7 +599,12 @@ mod tests {
     #[test]
     fn non_retryable_errors_are_permanent_at_once() {
         let set: BTreeSet<String> = ["InvalidTask".to_owned()].into();
-        let d = decide_failure(&state(TaskStatus::InProgress, 0), &Delivery::new(None, None, "InvalidTask"), 3, &set);
+        let d = decide_failure(
+            &state(TaskStatus::InProgress, 0),
+            &Delivery::new(None, None, "InvalidTask", LastAttempt::Unknown),
+            3,
+            &set,
+        );
         assert_eq!(d, rec(1, true, true));
     }
 
@@ -456,7 +650,9 @@ mod tests {
             claim in proptest::option::of(0u32..10), ours in proptest::option::of(0u32..10),
         ) {
             let mut s = state(status.clone(), n);
-            s.claimed_at = claim.and_then(t);
+            if let Some(c) = claim {
+                claimed(&mut s, c);
+            }
             s.last_error_at = ours.and_then(t);
             match decide_failure(&s, &job("j"), max, &BTreeSet::new()) {
                 FailureDecision::Record(r) => {

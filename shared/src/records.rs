@@ -39,6 +39,16 @@ pub struct TaskRecord {
     pub last_error_exit_code: Option<i64>,
     /// The key of the last failure delivery recorded (`job:<id>` or `sfn:<execution>#<time>`).
     pub last_failure_key: Option<String>,
+    /// `retry_count` as our last failure write left it (absent before this version: read as
+    /// unknown).
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub recorded_retry_count: Option<u64>,
+    /// The worker claim (`started_at`) whose failure record a write of ours has seen.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub worker_recorded_claim: Option<String>,
+    /// The worker claim whose record answered for a delivered job's failure.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub attributed_claim: Option<String>,
     pub next_retry_at: Option<String>,
     pub retry_execution: Option<String>,
     pub worker_id: Option<String>,

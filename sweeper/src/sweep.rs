@@ -106,6 +106,11 @@ impl Sweep<'_> {
         };
         let plan::Split { due, deferred, exhausted } = plan::split_due(failed, self.now, &policy);
         self.summary.due = due.values().map(|v| v.len() as u64).sum();
+        // The runs of tasks too old to retry are still repaired: a sweeper that died between
+        // its claim and its re-queue left such a run RUNNING with an execution never started,
+        // and no due task will ever bring it back.
+        let too_old_runs: BTreeSet<String> =
+            deferred.iter().filter(|d| d.reason == plan::DeferReason::TooOld).map(|d| d.run_id.clone()).collect();
         for d in &deferred {
             tracing::info!(run_id = %d.run_id, task_id = %d.task_id, due_at = d.due_at.as_deref(), reason = ?d.reason, "deferred");
         }
@@ -120,6 +125,7 @@ impl Sweep<'_> {
         let mut run_ids: BTreeSet<String> = due.keys().cloned().collect();
         run_ids.extend(queued_by_run.keys().cloned());
         run_ids.extend(work.in_flight_runs.iter().cloned());
+        run_ids.extend(too_old_runs);
         if let Some(r) = &self.req.run_id {
             run_ids.insert(r.as_str().to_owned());
         }
@@ -215,12 +221,20 @@ impl Sweep<'_> {
         outcome.error
     }
 
-    /// FAILED tasks whose count already reached MAX_RETRIES become FAILED_PERMANENT, counted
-    /// on their run once (a dry run only reports them).
+    /// FAILED tasks whose count already reached MAX_RETRIES become FAILED_PERMANENT (a dry run
+    /// only reports them). The run's `failed_tasks` gains one only while the run is RUNNING:
+    /// there it counts the permanent failures so far, while Aggregate's figures of a finished
+    /// run already count its FAILED tasks.
     async fn make_permanent(&mut self, exhausted: Vec<FailedTask>) {
         for t in exhausted {
+            let count_on_run = match self.runs.get(&t.run_id) {
+                Some(Some(run)) => run.status == RunStatus::Running,
+                Some(None) => false,
+                None => continue, // the run could not be read: already reported, next sweep
+            };
             if !self.req.dry_run {
-                match self.deps.tables.make_permanent(&t.run_id, &t.task_id, t.retry_count, &self.now_s).await {
+                let tables = &self.deps.tables;
+                match tables.make_permanent(&t.run_id, &t.task_id, t.retry_count, count_on_run, &self.now_s).await {
                     Ok(Written::Yes) => {}
                     Ok(_) => {
                         tracing::info!(run_id = %t.run_id, task_id = %t.task_id, "task changed meanwhile: not made permanent");

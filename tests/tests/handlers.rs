@@ -290,7 +290,9 @@ async fn a_failure_the_python_worker_recorded_is_annotated_not_recounted() {
     let (run_id, _) = new_run(&t, 2).await;
     // What the Python worker writes before it exits non-zero: it claimed the task as
     // "<pid>@<hostname>" (never the job id), then bumped retry_count and set FAILED with its own
-    // error. (tests/tests/worker.rs drives the worker double through the same story.)
+    // error, during the job's attempt (tests/fixtures/batch_sync_cause.json: it ran
+    // 2025-11-26T13:00:00Z–13:01:00Z). (tests/tests/worker.rs drives the worker double through
+    // the same story.)
     for (task, count) in [("task00000", "1"), ("task00001", "3")] {
         t.set_task(
             &run_id,
@@ -298,8 +300,8 @@ async fn a_failure_the_python_worker_recorded_is_annotated_not_recounted() {
             &[
                 ("status", s("FAILED")),
                 ("worker_id", s("4242@ip-10-0-1-23.ec2.internal")),
-                ("started_at", s("2026-11-26T12:00:00.000000+00:00")),
-                ("updated_at", s("2026-11-26T12:00:00.000000+00:00")),
+                ("started_at", s("2025-11-26T13:00:02.123456+00:00")),
+                ("updated_at", s("2025-11-26T13:00:41.654321+00:00")),
                 ("retry_count", AttributeValue::N(count.into())),
                 ("error", s("model API returned 500")),
             ],

@@ -1473,9 +1473,9 @@ async fn worker_writes_racing_handle_error_and_the_sweeper_lose_or_double_no_cou
         name: "worker writes racing handle-error and the sweeper",
         done: "a due FAILED task (retry_count 1) of a finished run; at once, with seeded start offsets (sweep 0-60 ms, the others 0-1000 ms; a sweep takes about 0.5 s): \
                a sweep (claim, requeue, StartExecution), a worker-double job on the task (its claim, then its \
-               completion, or the container OOM-killed), and handle-error for another job of the task that never \
-               started; then the worker job's own failure, if any, delivered. (Attempts whose failure the worker \
-               records itself: the known bug below.)"
+               completion, the container OOM-killed, or a failure the worker records itself), and handle-error \
+               for another job of the task that never started; then the worker job's own failure, if any, \
+               delivered"
             .into(),
         runs: rounds as u64,
         checked: "retry_count = 1 + the worker job's claimed failed attempts + 1 for the other job unless the task \
@@ -1484,7 +1484,12 @@ async fn worker_writes_racing_handle_error_and_the_sweeper_lose_or_double_no_cou
             .into(),
     };
     chaos::scenario(s, async {
-        let (problems, outcomes) = race(rounds, |round| if round % 2 == 0 { vec![oom()] } else { vec![done()] }).await;
+        let (problems, outcomes) = race(rounds, |round| match round % 3 {
+            0 => vec![oom()],
+            1 => vec![done()],
+            _ => vec![fail()],
+        })
+        .await;
         println!("outcomes: {outcomes:?}");
         let ends: Vec<String> = outcomes.iter().map(|(k, n)| format!("{n}× {k}")).collect();
         chaos::note("worker writes racing handle-error and the sweeper", ends.join(", "));
@@ -1534,10 +1539,10 @@ async fn another_failure_during(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known bug (RELIABILITY.md): handle-error cannot tell which job a failure the worker recorded belongs to"]
-async fn known_bug_another_jobs_failure_during_worker_records_is_counted_once() {
+#[ignore = "reliability suite: scripts/reliability.sh"]
+async fn another_jobs_failure_during_worker_records_is_counted_once() {
     let s = Scenario {
-        name: "known bug: another job's failure delivered while the worker records failures",
+        name: "another job's failure delivered while the worker records failures",
         done: "a due FAILED task (retry_count 1), a worker-double job on it, and the failure of another job of the \
                task that never started delivered to handle-error at a moment the emulator holds: (doubled) during \
                the last of three attempts the worker records itself, just before its record; (lost) after the \
@@ -1562,13 +1567,7 @@ async fn known_bug_another_jobs_failure_during_worker_records_is_counted_once() 
         }
         match problems.is_empty() {
             true => Ok(()),
-            false => Err(format!(
-                "{}. handle-error takes a failure as the worker's own record when the task is failed and its last \
-                 claim is after our last record: another job's delivery after a worker record is absorbed as that \
-                 record (lost), and recorded during a worker's last attempt it dates our record after that claim, so \
-                 the worker's own record looks unrecorded (doubled)",
-                problems.join("; ")
-            )),
+            false => Err(problems.join("; ")),
         }
     })
     .await;
@@ -1889,10 +1888,10 @@ async fn a_lost_answer_to_a_conditional_write_is_recognised_as_our_own() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known bug (RELIABILITY.md): a claim left behind is repaired only while its run has due or queued tasks"]
-async fn known_bug_a_claim_left_behind_is_repaired_even_when_its_failures_are_too_old() {
+#[ignore = "reliability suite: scripts/reliability.sh"]
+async fn a_claim_left_behind_is_repaired_even_when_its_failures_are_too_old() {
     let s = Scenario {
-        name: "known bug: a claim left behind, its failures since too old",
+        name: "a claim left behind, its failures since too old",
         done: "the built sweeper SIGKILLed right after its claim of a run (before any re-queue); the next \
                scheduled sweeps come after SWEEPER_MAX_AGE_HOURS (72 h) have passed since the run's failures"
             .into(),

@@ -121,12 +121,16 @@ impl Job {
                 if let Some(r) = &a.container_reason {
                     container["Reason"] = json!(r);
                 }
-                json!({
+                let mut attempt = json!({
                     "Container": container,
-                    "StartedAt": a.started_at.timestamp_millis(),
                     "StoppedAt": a.stopped_at.timestamp_millis(),
                     "StatusReason": a.status_reason,
-                })
+                });
+                // Batch gives `StartedAt` only to an attempt that reached RUNNING.
+                if a.exit_code.is_some() {
+                    attempt["StartedAt"] = json!(a.started_at.timestamp_millis());
+                }
+                attempt
             })
             .collect();
         let env: Vec<Value> = environment.iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect();

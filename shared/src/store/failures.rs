@@ -37,6 +37,11 @@ pub struct FailureWrite<'a> {
     pub batch: Option<&'a BatchCause>,
     pub failure_key: Option<&'a str>,
     pub next_retry_at: Option<&'a str>,
+    /// The worker's claim whose failure record this write has seen (`worker_recorded_claim`).
+    pub seen_workers_claim: Option<&'a str>,
+    /// The worker's claim whose record this write takes as the delivered job's failure
+    /// (`attributed_claim`).
+    pub attributed_claim: Option<&'a str>,
 }
 
 /// What the write is conditional on: the task as it was read.
@@ -61,10 +66,13 @@ impl FailureWrite<'_> {
         let u = UpdateExpr::new()
             .set("status", s(self.status.as_str()))
             .set("retry_count", n(self.retry_count))
+            .set("recorded_retry_count", n(self.retry_count))
             .set("last_error_type", s(self.error_type))
             .set("last_error_cause", s(self.cause))
             .set("last_error_at", s(self.failed_at))
             .set("updated_at", s(self.now))
+            .set_opt("worker_recorded_claim", self.seen_workers_claim.map(s))
+            .set_opt("attributed_claim", self.attributed_claim.map(s))
             .set_opt("last_failed_job_id", b.and_then(|b| b.job_id.as_deref()).map(s))
             .set_opt("last_failure_key", self.failure_key.map(s))
             .set_opt("last_error_status_reason", b.and_then(|b| b.status_reason.as_deref()).map(s))
@@ -116,6 +124,7 @@ impl Tables {
         let u = UpdateExpr::new()
             .set("status", s(status.as_str()))
             .set("retry_count", n(settled.retry_count))
+            .set("recorded_retry_count", n(settled.retry_count))
             .set("last_error_type", s(error_type))
             .set("last_error_cause", s(cause))
             .set("last_error_at", s(now))
@@ -131,13 +140,15 @@ impl Tables {
     }
 
     /// A FAILED task whose `retry_count` already reached MAX_RETRIES (written by a worker with
-    /// another setting, or before MAX_RETRIES was lowered) becomes FAILED_PERMANENT, counted on
-    /// the run once.
+    /// another setting, or before MAX_RETRIES was lowered) becomes FAILED_PERMANENT; with
+    /// `count_on_run` the run's `failed_tasks` + 1 in the same transaction (a run whose figures
+    /// Aggregate wrote already counts its FAILED tasks there).
     pub async fn make_permanent(
         &self,
         run_id: &str,
         task_id: &str,
         seen_retry_count: u32,
+        count_on_run: bool,
         now: &str,
     ) -> Result<Written> {
         let u = UpdateExpr::new()
@@ -146,7 +157,7 @@ impl Tables {
             .remove("next_retry_at")
             .expect_eq("status", s(TaskStatus::Failed.as_str()))
             .expect_count("retry_count", u64::from(seen_retry_count));
-        self.write_task_counting_run(run_id, task_id, u, true, now).await
+        self.write_task_counting_run(run_id, task_id, u, count_on_run, now).await
     }
 
     async fn write_task_counting_run(
