@@ -20,6 +20,9 @@ cargo test --workspace --no-fail-fast
 step "reliability scenarios, quick mode (scripts/reliability.sh; RELIABILITY.md is the --full run)"
 scripts/reliability.sh --out build/reliability-quick.md
 
+step "benchmarks, quick mode (scripts/bench.sh --quick; BENCHMARKS.md is the full run)"
+scripts/bench.sh --quick
+
 step "cargo deny check licenses bans sources (deny.toml; offline)"
 scripts/install-tools.sh cargo-deny
 .tools/bin/cargo-deny --offline check --hide-inclusion-graph licenses bans sources

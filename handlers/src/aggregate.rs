@@ -55,32 +55,31 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
         );
     }
 
-    let mut tasks = tables.run_tasks(run_id).await?;
     // A CANCELLED run's tasks are left as they are: never settled, never charged.
     let settle = execution_arn.is_some() && !superseded && run.status != RunStatus::Cancelled;
-    let settled_tasks = if settle { settle_left_in_flight(env, &mut tasks).await? } else { 0 };
-
-    let mut metrics = Metrics::default();
     // The rows are kept only for the report; without a bucket, only the running totals are.
     let keep_rows = env.config.s3_bucket.is_some() && !superseded;
+    let mut metrics = Metrics::default();
     let mut rows = Vec::new();
-    for t in tasks {
-        let row = TaskRow {
-            task_id: t.task_id,
-            status: t.status.as_str().to_owned(),
-            cost_usd: t.cost_usd,
-            is_correct: t.is_correct,
-            retry_count: t.retry_count,
-            tokens_input: t.tokens_input,
-            tokens_output: t.tokens_output,
-            last_error_type: t.last_error_type,
-            result_s3_key: t.result_s3_key,
-        };
-        metrics.add_row(&row);
-        if keep_rows {
-            rows.push(row);
-        }
+    // Page by page: each task becomes its compact row at once; only the tasks left in flight,
+    // to be settled, are kept whole.
+    let mut in_flight = Vec::new();
+    tables
+        .for_each_task(run_id, |t| {
+            if settle && t.status.is_in_flight() {
+                in_flight.push(t);
+            } else {
+                add_task(&mut metrics, keep_rows.then_some(&mut rows), t);
+            }
+            Ok(())
+        })
+        .await?;
+    let settled_tasks = if in_flight.is_empty() { 0 } else { settle_left_in_flight(env, &mut in_flight).await? };
+    for t in in_flight {
+        add_task(&mut metrics, keep_rows.then_some(&mut rows), t);
     }
+    // The report lists the tasks in the order of the table (the settled ones came last).
+    rows.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
     let accuracy = metrics.accuracy();
     let now = format_ts(env.clock.now());
     let output = |results_s3_key: Option<String>| Output {
@@ -135,6 +134,25 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
         "run aggregated"
     );
     Ok(output(results_s3_key))
+}
+
+/// Adds one task to the run's figures, and its row to the report's (`rows`, when kept).
+fn add_task(metrics: &mut Metrics, rows: Option<&mut Vec<TaskRow>>, t: TaskRecord) {
+    let row = TaskRow {
+        task_id: t.task_id,
+        status: t.status.as_str().to_owned(),
+        cost_usd: t.cost_usd,
+        is_correct: t.is_correct,
+        retry_count: t.retry_count,
+        tokens_input: t.tokens_input,
+        tokens_output: t.tokens_output,
+        last_error_type: t.last_error_type,
+        result_s3_key: t.result_s3_key,
+    };
+    metrics.add_row(&row);
+    if let Some(rows) = rows {
+        rows.push(row);
+    }
 }
 
 /// Settles the tasks this execution's Map left in flight (every task had a job, so a PENDING

@@ -345,7 +345,7 @@ async fn reopen(
             }
         }
     }))
-    .buffered(UPDATE_CONCURRENCY)
+    .buffered(arc_shared::store::concurrency(UPDATE_CONCURRENCY))
     .collect()
     .await;
     let mut reopened = Vec::new();

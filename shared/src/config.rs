@@ -17,6 +17,12 @@ pub struct Config {
     /// `SWEEPER_MAX_AGE_HOURS`: a failure older than this is not retried automatically.
     pub sweeper_max_age: Duration,
     pub non_retryable_errors: BTreeSet<String>,
+    /// `ARC_CONCURRENCY`: at most this many AWS requests of one operation in flight at once
+    /// (each operation's own bound otherwise: 4 batch writes, 16 item writes, 8 run reads).
+    pub concurrency: Option<usize>,
+    /// `ARC_ATTEMPT_TIMEOUT_SECONDS`: each AWS request attempt gives up after this long
+    /// (default `store::ATTEMPT_TIMEOUT`, 10 s).
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// The retry backoff: due at `last_error_at + min(max, base * 2^(retry_count-1))` × jitter.
@@ -102,6 +108,14 @@ impl Config {
             non_retryable_errors: get("NON_RETRYABLE_ERRORS")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
+            concurrency: match get("ARC_CONCURRENCY") {
+                None => None,
+                Some(_) => Some(number("ARC_CONCURRENCY", 16, 1, 64)? as usize),
+            },
+            attempt_timeout: match get("ARC_ATTEMPT_TIMEOUT_SECONDS") {
+                None => None,
+                Some(_) => Some(Duration::from_secs(number("ARC_ATTEMPT_TIMEOUT_SECONDS", 10, 1, 300)?)),
+            },
         })
     }
 

@@ -50,24 +50,41 @@ const CAPPED_TARGETS: [&str; 19] = [
     "lambda_runtime_api_client=debug",
 ];
 
-/// lambda_runtime's default subscriber (level from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else
-/// INFO; `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines) with [`CAPPED_TARGETS`] added.
-fn init_logging() {
-    use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+/// What to log: `AWS_LAMBDA_LOG_LEVEL` (a level), else `RUST_LOG` (a level and/or
+/// `target=level` pairs, comma-separated), else INFO; a value that does not parse is INFO.
+/// [`CAPPED_TARGETS`] replace whatever was asked for their targets.
+fn log_filter(asked: Option<&str>) -> tracing_subscriber::filter::Targets {
     use std::str::FromStr;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let asked = asked.and_then(|s| Targets::from_str(&s.to_ascii_lowercase()).ok()).unwrap_or_default();
+    let caps: Vec<(String, LevelFilter)> = CAPPED_TARGETS
+        .iter()
+        .filter_map(|d| d.split_once('='))
+        .filter_map(|(t, l)| LevelFilter::from_str(l).ok().map(|l| (t.to_owned(), l)))
+        .collect();
+    let kept = asked.iter().filter(|(t, _)| !caps.iter().any(|(c, _)| c == t)).map(|(t, l)| (t.to_owned(), l));
+    Targets::new()
+        .with_default(asked.default_level().unwrap_or(LevelFilter::INFO))
+        .with_targets(kept)
+        .with_targets(caps)
+}
+
+/// lambda_runtime's log format (level, fields, no time: CloudWatch stamps each line;
+/// `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines) through [`log_filter`].
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
-    let level = LevelFilter::from_str(level.as_deref().unwrap_or("INFO")).unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
-    for directive in CAPPED_TARGETS {
-        if let Ok(d) = directive.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let collector =
-        lambda_runtime::tracing::subscriber::fmt().with_target(false).without_time().with_env_filter(filter);
+    let asked = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).ok();
+    let filter = log_filter(asked.as_deref());
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).without_time();
     // try_init: a subscriber already set (never, in a Lambda) is kept rather than a panic.
-    let _ = if format.eq_ignore_ascii_case("json") { collector.json().try_init() } else { collector.try_init() };
+    let _ = if format.eq_ignore_ascii_case("json") {
+        registry.with(fmt.json()).try_init()
+    } else {
+        registry.with(fmt.with_ansi(false)).try_init()
+    };
 }
 
 /// Runs `handler` as a Lambda function. The payload is taken as raw JSON so that a malformed
@@ -87,7 +104,10 @@ where
             return Err(e.into());
         }
     };
-    let clients = Clients::from_env().await;
+    if let Some(cap) = config.concurrency {
+        crate::store::set_concurrency_cap(cap);
+    }
+    let clients = Clients::from_env(config.attempt_timeout).await;
     let env = Arc::new(Env { config, clients, clock: Arc::new(crate::time::SystemClock) });
     tracing::info!(function = name, runs_table = %env.config.runs_table, tasks_table = %env.config.tasks_table, "cold start");
     // `RawEvent`: a body that is not JSON (or nests too deep) is answered as `InvalidInput`.
@@ -107,4 +127,27 @@ where
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn the_asked_level_applies_and_the_capped_targets_stay_capped() {
+        let trace = log_filter(Some("TRACE"));
+        assert!(trace.would_enable("arc_handlers::aggregate", &Level::TRACE));
+        assert!(!trace.would_enable("aws_sigv4", &Level::DEBUG), "the signing inputs never reach a log");
+        assert!(!trace.would_enable("lambda_runtime_api_client", &Level::TRACE), "nor the raw events");
+        let default = log_filter(None);
+        assert!(default.would_enable("arc_shared", &Level::INFO));
+        assert!(!default.would_enable("arc_shared", &Level::DEBUG));
+        // RUST_LOG's pairs: asking for the SDK's debug logs does not lift a cap.
+        let pairs = log_filter(Some("warn,aws_sigv4=trace,arc_sweeper=debug"));
+        assert!(pairs.would_enable("arc_sweeper::sweep", &Level::DEBUG));
+        assert!(!pairs.would_enable("arc_shared", &Level::INFO));
+        assert!(!pairs.would_enable("aws_sigv4", &Level::DEBUG));
+        assert!(log_filter(Some("not a level")).would_enable("arc_shared", &Level::INFO));
+    }
 }

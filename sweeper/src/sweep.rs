@@ -321,7 +321,7 @@ impl Sweep<'_> {
                 let r = tables.get_run(&id).await;
                 (id, r)
             })
-            .buffer_unordered(READ_CONCURRENCY)
+            .buffer_unordered(arc_shared::store::concurrency(READ_CONCURRENCY))
             .collect()
             .await;
         for (id, r) in results {

@@ -6,12 +6,11 @@
 //! Quick or full: `ARC_RELIABILITY=full` runs every seed and kill point; anything else is the
 //! bounded quick mode `.ci/run` runs (`scripts/reliability.sh`).
 
-use crate::runtime_api::Outcome;
+use crate::runtime_api::{LambdaProcess, Outcome, Spawn};
 use crate::{repo_root, TestEnv};
 use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::status::{RunStatus, TaskStatus};
-use arc_shared::store::{schema, Clients};
-use arc_shared::Config;
+use arc_shared::store::schema;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 use rust_decimal::Decimal;
@@ -21,7 +20,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 // ------------------------------------------------------------------ mode and report
@@ -211,21 +210,7 @@ pub async fn sdk_config_with_attempts(endpoint: &str, attempts: u32) -> aws_conf
 /// per request ([`sdk_config_with_attempts`]).
 pub async fn env_at(endpoint: &str, attempts: u32, overrides: &[(&str, &str)]) -> TestEnv {
     let conf = sdk_config_with_attempts(endpoint, attempts).await;
-    let clients = Clients::from_conf(&conf);
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let bucket = format!("arc-results-{suffix}");
-    let mut vars: HashMap<String, String> = HashMap::from([
-        ("RUNS_TABLE".to_owned(), format!("runs_{suffix}")),
-        ("TASKS_TABLE".to_owned(), format!("tasks_{suffix}")),
-        ("S3_BUCKET".to_owned(), bucket.clone()),
-    ]);
-    for (k, v) in overrides {
-        vars.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
-    schema::create_tables(&clients.dynamodb, &config.runs_table, &config.tasks_table).await.expect("create tables");
-    schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
-    TestEnv { endpoint: endpoint.to_owned(), clients, config, bucket }
+    TestEnv::create(endpoint, &conf, overrides, false).await
 }
 
 /// The strings that select this world's requests (its tables, bucket and `extra` names).
@@ -350,117 +335,30 @@ impl Injected {
 
 /// A Lambda binary serving one event through a local Runtime API, which the test may
 /// SIGKILL at any moment (the real thing a Lambda timeout or a host loss does).
-pub struct Invocation {
-    child: Child,
-    outcome: Arc<Mutex<Option<Outcome>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    server: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Invocation(LambdaProcess);
 
 impl Invocation {
     pub fn start(binary: &Path, env: &[(String, String)], event: Value) -> Self {
-        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind runtime api");
-        let port = server.server_addr().to_ip().map(|a| a.port()).expect("port");
-        let mut cmd = Command::new(binary);
-        cmd.env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("fn"))
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "local")
-            .env_remove("STATE_MACHINE_ARN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn lambda binary");
-        let outcome = Arc::new(Mutex::new(None));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (o, st) = (outcome.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            let mut served = false;
-            let mut parked = Vec::new();
-            while !st.load(std::sync::atomic::Ordering::SeqCst) {
-                let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(50)) else { continue };
-                let url = req.url().to_owned();
-                if url.ends_with("/invocation/next") {
-                    if served {
-                        parked.push(req);
-                        continue;
-                    }
-                    served = true;
-                    let mut resp = tiny_http::Response::from_string(event.to_string());
-                    for (k, v) in [
-                        ("Lambda-Runtime-Aws-Request-Id", "req-0"),
-                        ("Lambda-Runtime-Deadline-Ms", "99999999999999"),
-                        ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:local"),
-                        ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
-                        ("Content-Type", "application/json"),
-                    ] {
-                        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                            resp.add_header(h);
-                        }
-                    }
-                    let _ = req.respond(resp);
-                } else {
-                    let mut body = String::new();
-                    let _ = req.as_reader().read_to_string(&mut body);
-                    let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                    let out = if url.ends_with("/response") {
-                        Outcome::Ok(value)
-                    } else {
-                        Outcome::Err {
-                            error_type: value.get("errorType").and_then(Value::as_str).unwrap_or("").to_owned(),
-                            error_message: value.get("errorMessage").and_then(Value::as_str).unwrap_or("").to_owned(),
-                        }
-                    };
-                    if let Ok(mut g) = o.lock() {
-                        *g = Some(out);
-                    }
-                    let _ = req.respond(tiny_http::Response::from_string("{\"status\":\"OK\"}").with_status_code(202));
-                }
-            }
-            drop(parked);
-        });
-        Self { child, outcome, stop, server: Some(handle) }
+        let spawn = Spawn { env: env.to_vec(), remove: vec!["STATE_MACHINE_ARN".into()], log: None };
+        let p = LambdaProcess::spawn(binary, spawn);
+        p.push_json(&event);
+        Self(p)
     }
 
     /// The answer, once there is one.
     pub fn outcome(&self) -> Option<Outcome> {
-        self.outcome.lock().ok().and_then(|g| g.clone())
+        self.0.served().into_iter().next().map(|s| s.outcome)
     }
 
     /// Waits up to `limit` for the answer.
     pub fn wait(&mut self, limit: Duration) -> Option<Outcome> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(o) = self.outcome() {
-                return Some(o);
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.outcome();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.0.wait_for(1, limit);
+        self.outcome()
     }
 
     /// SIGKILL (std's `Child::kill` on Unix), then reaps it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Invocation {
-    fn drop(&mut self) {
-        self.kill();
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(h) = self.server.take() {
-            let _ = h.join();
-        }
+        self.0.kill();
     }
 }
 

@@ -107,7 +107,18 @@ impl TestEnv {
     async fn with_tables(overrides: &[(&str, &str)], python: bool) -> Self {
         let endpoint = moto_endpoint();
         let conf = sdk_config(&endpoint).await;
-        let clients = Clients::from_conf(&conf);
+        Self::create(&endpoint, &conf, overrides, python).await
+    }
+
+    /// A world (fresh tables — the Python set's with `python` — and bucket) on `endpoint`,
+    /// reached with the SDK settings `conf`.
+    pub async fn create(
+        endpoint: &str,
+        conf: &aws_config::SdkConfig,
+        overrides: &[(&str, &str)],
+        python: bool,
+    ) -> Self {
+        let clients = Clients::from_conf(conf);
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let suffix = &suffix[..12];
         let bucket = format!("arc-results-{suffix}");
@@ -131,7 +142,7 @@ impl TestEnv {
                 .expect("create tables");
         }
         schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
-        Self { endpoint, clients, config, bucket }
+        Self { endpoint: endpoint.to_owned(), clients, config, bucket }
     }
 
     /// A state machine in the emulator's Step Functions (which stores executions and, with

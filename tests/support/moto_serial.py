@@ -16,7 +16,8 @@ table name, so that tests running side by side never see each other's faults).
 
 Chaos (the fault-injecting proxy of the reliability suite, RELIABILITY.md):
 `POST /_arc/chaos {"seed": N, "rate": 0.2, "kinds": [...], "latency_ms": 5, "match": {...}}`
-turns it on (again: new seed, counters reset); `POST /_arc/chaos {"off": true}` (or DELETE)
+turns it on (again: new seed, counters reset: `seen`, `operations` — requests selected by
+operation name —, `forwarded`, `injected`); `POST /_arc/chaos {"off": true}` (or DELETE)
 turns it off; `{"pause": true}` / `{"resume": true}` stop and restart it where it was (same
 random stream, counters kept: a test reads the tables in between); `GET /_arc/chaos` reads it: `{"on", "seen", "forwarded", "injected": {kind: n}}`;
 with `"trace": true`, `GET /_arc/chaos/trace` lists each injection (kind, operation, request).
@@ -215,6 +216,7 @@ def _chaos_view():
         "latency_ms": c.get("latency_ms", 0),
         "match": c.get("match", {}),
         "seen": c.get("seen", 0),
+        "operations": dict(c.get("operations", {})),
         "forwarded": c.get("forwarded", 0),
         "injected": dict(c.get("injected", {})),
     }
@@ -265,6 +267,7 @@ def _control(self, environ, start_response):
                 match=spec.get("match", {}),
                 rng=random.Random(spec.get("seed", 0)),
                 seen=0,
+                operations={},
                 forwarded=0,
                 injected={},
                 trace=[] if spec.get("trace") else None,
@@ -334,6 +337,7 @@ def _chaos_draw(req):
         if not c.get("on") or not _selects(c["match"], req):
             return 0.0, None
         c["seen"] += 1
+        c["operations"][req["operation"]] = c["operations"].get(req["operation"], 0) + 1
         kind = None
         if c["rate"] > 0 and c["rng"].random() < c["rate"]:
             kind = c["rng"].choice(c["kinds"])

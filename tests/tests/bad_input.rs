@@ -20,7 +20,7 @@
 
 use arc_handlers::{aggregate, complete, handle_error, initialize};
 use arc_integration_tests::chaos::{by_mode, scenario, Scenario};
-use arc_integration_tests::runtime_api::Outcome;
+use arc_integration_tests::runtime_api::{invoke_raw, Outcome};
 use arc_integration_tests::{lambda_binary, repo_root, JsonAnswer, TestEnv};
 use arc_shared::contracts::{AggregateInput, CompleteInput, HandleErrorInput, InitializeRetryInput, NewRunInput};
 use arc_shared::failure::{parse_batch_cause, redact_cause, MAX_CAUSE_CHARS};
@@ -38,10 +38,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The run every fixture names: what Initialize derives from [`ARN`] and its start time.
 const RUN: &str = "run-bad-input-20261126-130000-694ef342";
@@ -433,80 +431,6 @@ pub const KEY_ID: &str = "ASIAFIXTUREKEYID7EXAMPLE";
 pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYFIXTURESECRETKEY";
 pub const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEFIXTURESESSIONTOKEN/0123456789abcdefghijklmnop==";
 
-/// Drives `binary` through a local Runtime API with raw bodies (bytes that need not be JSON,
-/// as a client could send), one process for all of them; returns each outcome and the logs.
-fn invoke_raw(binary: &Path, env: &[(String, String)], bodies: &[Arc<Vec<u8>>]) -> (Vec<Outcome>, String) {
-    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind runtime api");
-    let port = server.server_addr().to_ip().map(|a| a.port()).expect("port");
-    let log = std::env::temp_dir().join(format!("arc-bad-input-{}.log", uuid::Uuid::new_v4().simple()));
-    let file = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(binary)
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("fn"))
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .expect("spawn lambda binary");
-    let mut outcomes = Vec::new();
-    let mut next = 0usize;
-    let mut parked = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while outcomes.len() < bodies.len() && Instant::now() < deadline {
-        let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(200)) else {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{} exited with {status} after {} answers", binary.display(), outcomes.len());
-            }
-            continue;
-        };
-        let url = req.url().to_owned();
-        if url.ends_with("/invocation/next") {
-            if next >= bodies.len() {
-                parked.push(req);
-                continue;
-            }
-            let id = format!("req-{next}");
-            let deadline_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-                + 300_000)
-                .to_string();
-            let mut resp = tiny_http::Response::from_data(bodies[next].as_slice().to_vec());
-            next += 1;
-            for (k, v) in [
-                ("Lambda-Runtime-Aws-Request-Id", id.as_str()),
-                ("Lambda-Runtime-Deadline-Ms", deadline_ms.as_str()),
-                ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:local"),
-                ("Content-Type", "application/json"),
-            ] {
-                resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
-            }
-            let _ = req.respond(resp);
-        } else {
-            let mut body = String::new();
-            let _ = req.as_reader().read_to_string(&mut body);
-            let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-            if url.ends_with("/response") {
-                outcomes.push(Outcome::Ok(value));
-            } else {
-                outcomes.push(Outcome::Err {
-                    error_type: value.get("errorType").and_then(Value::as_str).unwrap_or("").to_owned(),
-                    error_message: value.get("errorMessage").and_then(Value::as_str).unwrap_or("").to_owned(),
-                });
-            }
-            let _ = req.respond(tiny_http::Response::from_string("{\"status\":\"OK\"}").with_status_code(202));
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(parked);
-    let logs = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
-    assert_eq!(outcomes.len(), bodies.len(), "{} did not answer every event in time", binary.display());
-    (outcomes, logs)
-}
-
 /// The environment of a deployed function, with real-looking credentials and debug logs.
 fn lambda_env_with_credentials(w: &World, log_level: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> =
@@ -549,8 +473,11 @@ async fn malformed_events_through_the_built_binaries_with_credentials_in_the_env
             let before = state(&w).await;
             let binary = lambda_binary(function);
             let env = env.clone();
-            let (outcomes, logs) =
-                tokio::task::spawn_blocking(move || invoke_raw(&binary, &env, &bodies)).await.unwrap();
+            let (outcomes, logs) = tokio::task::spawn_blocking(move || {
+                invoke_raw(&binary, &env, bodies.iter().map(|b| b.as_slice().to_vec()).collect())
+            })
+            .await
+            .unwrap();
             for (f, o) in mine.iter().zip(&outcomes) {
                 let problem = match (&f.expect, o) {
                     (Expect::Recorded, Outcome::Ok(_)) => None,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 async fn handlers_and_sweeper_work_on_the_deployed_resources() {
     let mut config = Config::from_env().expect("deployment environment");
     assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "AWS_ENDPOINT_URL must point at the emulator");
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = arc_shared::store::sdk_defaults().load().await;
     let clients = Clients::from_conf(&sdk);
 
     // The deployed bucket is TLS-only, and the emulator speaks plain HTTP: it must refuse us

@@ -299,7 +299,7 @@ pub struct Ctx {
 impl Ctx {
     pub async fn from_env(json: bool) -> Result<Self, CliError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = arc_shared::store::sdk_defaults().load().await;
         let clients = Clients::from_conf(&sdk);
         Ok(Self { config, clients, sdk, json })
     }

@@ -32,7 +32,7 @@ pub async fn batch_put(db: &Client, table: &str, items: Vec<Item>) -> Result<()>
     }
     stream::iter(chunks)
         .map(|chunk| write_chunk(db, table, chunk))
-        .buffer_unordered(BATCH_CONCURRENCY)
+        .buffer_unordered(super::concurrency(BATCH_CONCURRENCY))
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())

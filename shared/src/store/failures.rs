@@ -310,7 +310,7 @@ impl Tables {
                 })
             }
         })
-        .buffer_unordered(SETTLE_CONCURRENCY)
+        .buffer_unordered(super::concurrency(SETTLE_CONCURRENCY))
         .try_collect()
         .await
     }

@@ -36,10 +36,63 @@ pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
 }
 
+/// `aws_config::defaults` (environment, credential chain, `AWS_ENDPOINT_URL`) with the HTTPS
+/// client of every AWS client this product makes: hyper 1 with rustls on ring, one client
+/// shared by all of them. What every SDK configuration here starts from.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let https =
+        ValidatedOnce { inner: https, validated: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)) };
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https)
+}
+
+/// The shared HTTPS client, validated by the first AWS client built on it only. Validating
+/// builds a TLS configuration from the platform's trust roots (on purpose at cold start, where
+/// Lambda gives the process its full CPU, rather than in the first request); the SDK does it
+/// for every client it builds, four times per cold start here, each time for the same roots.
+#[derive(Debug, Clone)]
+struct ValidatedOnce {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    validated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for ValidatedOnce {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+        cfg: &aws_smithy_types::config_bag::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if self.validated.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.inner.validate_base_client_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
+}
+
 impl Clients {
-    pub async fn from_env() -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_conf(&conf)
+    /// Clients from the environment; each request attempt gives up after `attempt_timeout`
+    /// (default [`ATTEMPT_TIMEOUT`]).
+    pub async fn from_env(attempt_timeout: Option<std::time::Duration>) -> Self {
+        let loader = sdk_defaults();
+        let loader = match attempt_timeout {
+            Some(t) => loader
+                .timeout_config(aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(t).build()),
+            None => loader,
+        };
+        Self::from_conf(&loader.load().await)
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig) -> Self {
@@ -93,6 +146,19 @@ pub fn conditional(
 /// Conditional writes of one item each in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
 
+static CONCURRENCY_CAP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Caps every operation's requests in flight for the life of the process (`ARC_CONCURRENCY`,
+/// set once at cold start; a second call changes nothing).
+pub fn set_concurrency_cap(cap: usize) {
+    let _ = CONCURRENCY_CAP.set(cap.max(1));
+}
+
+/// An operation's own bound on requests in flight, under the process's cap.
+pub fn concurrency(own: usize) -> usize {
+    CONCURRENCY_CAP.get().map_or(own, |cap| own.min(*cap)).max(1)
+}
+
 /// Runs `write` for each of `items`, [`WRITE_CONCURRENCY`] at once, and collects what the
 /// writes that took effect return (`Some`); the first error stops it.
 pub(crate) async fn each_written<I, T, F, Fut>(items: I, write: F) -> Result<Vec<T>>
@@ -102,7 +168,8 @@ where
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
     use futures::stream::{self, StreamExt, TryStreamExt};
-    let done: Vec<Option<T>> = stream::iter(items).map(write).buffer_unordered(WRITE_CONCURRENCY).try_collect().await?;
+    let done: Vec<Option<T>> =
+        stream::iter(items).map(write).buffer_unordered(concurrency(WRITE_CONCURRENCY)).try_collect().await?;
     Ok(done.into_iter().flatten().collect())
 }
 

@@ -123,7 +123,7 @@ async fn create_tasks_table(db: &Client, tasks: &str, with_index: bool) -> Resul
 /// SDK configuration for the local emulator at `endpoint`: region us-east-1 and dummy
 /// credentials (nothing configured this way reaches AWS).
 pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    super::sdk_defaults()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "emulator"))
