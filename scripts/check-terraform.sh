@@ -10,9 +10,10 @@
 #      (scripts/render-state-machine.sh -> build/state_machine.rendered.json)
 #   5. terraform apply of examples/local against a fresh moto server (through
 #      scripts/local-aws-proxy.py), then $ARC_DEPLOYED_TEST_CMD if set, with
-#      AWS_ENDPOINT_URL, RUNS_TABLE, TASKS_TABLE, S3_BUCKET, STATE_MACHINE_ARN exported
-#      from the outputs; a plan of a second deployment adopting those tables and that
-#      bucket (examples/local, plan_adoption = true); then terraform destroy.
+#      AWS_ENDPOINT_URL, RUNS_TABLE, TASKS_TABLE, BREAKERS_TABLE, S3_BUCKET,
+#      STATE_MACHINE_ARN exported from the outputs; a plan of a second deployment
+#      adopting those tables and that bucket (examples/local, plan_adoption = true);
+#      then terraform destroy.
 # Any failure stops the script with a non-zero exit.
 # ARC_LAMBDA_ZIP_DIR: use these zips for the local apply instead of packaging target/debug.
 set -euo pipefail
@@ -55,7 +56,7 @@ coupling=(
   'handlers/src/complete.rs:"ConfigName"'
 )
 for metric in Accuracy TotalCostUSD TasksCompleted TasksFailed; do coupling+=("handlers/src/complete.rs:\"$metric\""); done
-for metric in TasksRequeued TasksDeferred RunsRetried RunsRepaired SweepErrors; do coupling+=("shared/src/contracts.rs:\"$metric\""); done
+for metric in TasksRequeued TasksDeferred RunsRetried RunsRepaired SweepErrors BreakersOpen; do coupling+=("shared/src/contracts.rs:\"$metric\""); done
 for pair in "${coupling[@]}"; do
   where="${pair%%:*}" literal="${pair#*:}"
   grep -rqF -- "$literal" "$where" || fail "monitoring.tf relies on $literal in $where, which no longer has it"
@@ -164,10 +165,11 @@ export AWS_ENDPOINT_URL="$endpoint"
 export AWS_ACCESS_KEY_ID="test" AWS_SECRET_ACCESS_KEY="test" AWS_REGION="us-east-1" AWS_DEFAULT_REGION="us-east-1"
 RUNS_TABLE="$(out runs_table_name)"
 TASKS_TABLE="$(out tasks_table_name)"
+BREAKERS_TABLE="$(out breakers_table_name)"
 S3_BUCKET="$(out results_bucket_name)"
 STATE_MACHINE_ARN="$(out state_machine_arn)"
-export RUNS_TABLE TASKS_TABLE S3_BUCKET STATE_MACHINE_ARN
-echo "RUNS_TABLE=$RUNS_TABLE TASKS_TABLE=$TASKS_TABLE S3_BUCKET=$S3_BUCKET STATE_MACHINE_ARN=$STATE_MACHINE_ARN"
+export RUNS_TABLE TASKS_TABLE BREAKERS_TABLE S3_BUCKET STATE_MACHINE_ARN
+echo "RUNS_TABLE=$RUNS_TABLE TASKS_TABLE=$TASKS_TABLE BREAKERS_TABLE=$BREAKERS_TABLE S3_BUCKET=$S3_BUCKET STATE_MACHINE_ARN=$STATE_MACHINE_ARN"
 
 if [ -n "${ARC_DEPLOYED_TEST_CMD:-}" ]; then
   step "deployed test: $ARC_DEPLOYED_TEST_CMD"

@@ -1,5 +1,6 @@
-# The runs and tasks tables of docs/ARCHITECTURE.md and the worker's rate limits table,
-# created here or adopted from an existing deployment (create_tables = false,
+# The runs and tasks tables of docs/ARCHITECTURE.md, the sweeper's circuit breakers
+# table and the worker's rate limits table, created here or adopted from an existing
+# deployment (create_tables = false, create_breakers_table = false,
 # create_rate_limits_table = false).
 
 resource "aws_dynamodb_table" "runs" {
@@ -77,6 +78,41 @@ resource "aws_dynamodb_table" "tasks" {
     hash_key        = "status"
     range_key       = "updated_at"
     projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  deletion_protection_enabled = var.table_deletion_protection
+
+  tags = local.tags
+}
+
+locals {
+  # var.breakers_table_name, or `<name_prefix>-breakers`: one per deployment by default.
+  breakers_table_name_input = coalesce(var.breakers_table_name, "${var.name_prefix}-breakers")
+}
+
+# The sweeper's per-config circuit breakers: one item per model config (hash key
+# config_name) holding that config's breaker state. Only the sweeper reads and writes
+# it (function_permissions.json, breakers_table). Its own create_ switch (not create_tables): an installation of the Python
+# handler set has runs and tasks tables but no breakers table, so adopting those
+# still creates this one.
+resource "aws_dynamodb_table" "breakers" {
+  count = var.create_breakers_table ? 1 : 0
+
+  name         = local.breakers_table_name_input
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "config_name"
+
+  attribute {
+    name = "config_name"
+    type = "S"
   }
 
   point_in_time_recovery {
@@ -185,6 +221,18 @@ data "aws_dynamodb_table" "tasks" {
   }
 }
 
+data "aws_dynamodb_table" "breakers" {
+  count = var.create_breakers_table ? 0 : 1
+  name  = local.breakers_table_name_input
+
+  lifecycle {
+    postcondition {
+      condition     = self.hash_key == "config_name" && self.range_key == null
+      error_message = "The existing breakers table must have the hash key config_name and no range key (one item per model config, what the sweeper reads)."
+    }
+  }
+}
+
 data "aws_dynamodb_table" "rate_limits" {
   count = var.create_rate_limits_table ? 0 : 1
   name  = var.rate_limits_table_name
@@ -202,6 +250,8 @@ locals {
   runs_table_arn         = var.create_tables ? aws_dynamodb_table.runs[0].arn : data.aws_dynamodb_table.runs[0].arn
   tasks_table_name       = var.create_tables ? aws_dynamodb_table.tasks[0].name : data.aws_dynamodb_table.tasks[0].name
   tasks_table_arn        = var.create_tables ? aws_dynamodb_table.tasks[0].arn : data.aws_dynamodb_table.tasks[0].arn
+  breakers_table_name    = var.create_breakers_table ? aws_dynamodb_table.breakers[0].name : data.aws_dynamodb_table.breakers[0].name
+  breakers_table_arn     = var.create_breakers_table ? aws_dynamodb_table.breakers[0].arn : data.aws_dynamodb_table.breakers[0].arn
   rate_limits_table_name = var.create_rate_limits_table ? aws_dynamodb_table.rate_limits[0].name : data.aws_dynamodb_table.rate_limits[0].name
   rate_limits_table_arn  = var.create_rate_limits_table ? aws_dynamodb_table.rate_limits[0].arn : data.aws_dynamodb_table.rate_limits[0].arn
 }

@@ -10,6 +10,7 @@ locals {
   permission_resources = {
     runs_table         = [local.runs_table_arn]
     tasks_table        = [local.tasks_table_arn]
+    breakers_table     = [local.breakers_table_arn]
     tasks_status_index = ["${local.tasks_table_arn}/index/status-index"]
     runs_config_index  = ["${local.runs_table_arn}/index/config-created-index"]
     results_objects    = ["${local.results_bucket_arn}/runs/*"]
@@ -90,7 +91,7 @@ resource "aws_iam_role_policy" "function" {
         for classes in values(local.function_permissions) :
         alltrue([for class in keys(classes) : contains(keys(local.permission_resources), class)])
       ])
-      error_message = "function_permissions.json names a resource class this module does not know (known: runs_table, tasks_table, tasks_status_index, runs_config_index, results_objects, state_machine, executions, cloudwatch_metrics)."
+      error_message = "function_permissions.json names a resource class this module does not know (known: runs_table, tasks_table, breakers_table, tasks_status_index, runs_config_index, results_objects, state_machine, executions, cloudwatch_metrics)."
     }
   }
 }

@@ -5,7 +5,9 @@ locals {
   # docs/ARCHITECTURE.md. Every function gets the shared settings; handle-error,
   # aggregate and complete also get the retry backoff (they write a failed task's
   # next_retry_at with the same policy the sweeper applies), the sweeper its own
-  # settings too.
+  # settings too. handle-error and the sweeper classify failures (failure classes),
+  # the sweeper runs the per-config circuit breakers, initialize gives each run its
+  # cost budget.
   common_environment = {
     RUNS_TABLE           = local.runs_table_name
     TASKS_TABLE          = local.tasks_table_name
@@ -20,16 +22,40 @@ locals {
     SWEEPER_MAX_DELAY_SECONDS  = tostring(var.sweeper_max_delay_seconds)
   }
 
-  sweeper_environment = merge(local.backoff_environment, {
-    STATE_MACHINE_ARN     = local.state_machine_arn
-    SWEEPER_MAX_TASKS     = tostring(var.sweeper_max_tasks)
-    SWEEPER_MAX_AGE_HOURS = tostring(var.sweeper_max_age_hours)
+  # Lists joined with commas (their validations keep commas out of the entries); an
+  # empty list is "".
+  failure_class_environment = {
+    INFRA_MAX_RETRIES               = tostring(var.infra_max_retries)
+    FAILURE_CLASS_INFRA_EXIT_CODES  = join(",", [for code in var.failure_class_infra_exit_codes : tostring(code)])
+    FAILURE_CLASS_INFRA_PATTERNS    = join(",", var.failure_class_infra_patterns)
+    FAILURE_CLASS_PROVIDER_PATTERNS = join(",", var.failure_class_provider_patterns)
+  }
+
+  sweeper_environment = merge(local.backoff_environment, local.failure_class_environment, {
+    STATE_MACHINE_ARN                    = local.state_machine_arn
+    SWEEPER_MAX_TASKS                    = tostring(var.sweeper_max_tasks)
+    SWEEPER_MAX_AGE_HOURS                = tostring(var.sweeper_max_age_hours)
+    BREAKERS_TABLE                       = local.breakers_table_name
+    SWEEPER_BREAKER_MIN_FAILURES         = tostring(var.sweeper_breaker_min_failures)
+    SWEEPER_BREAKER_FAILURE_RATIO        = tostring(var.sweeper_breaker_failure_ratio)
+    SWEEPER_BREAKER_WINDOW_SECONDS       = tostring(var.sweeper_breaker_window_seconds)
+    SWEEPER_BREAKER_COOLDOWN_SECONDS     = tostring(var.sweeper_breaker_cooldown_seconds)
+    SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS = tostring(var.sweeper_breaker_max_cooldown_seconds)
+    SWEEPER_BREAKER_PROBE_TASKS          = tostring(var.sweeper_breaker_probe_tasks)
   })
+
+  # "" when run_max_cost_usd is null: no limit. Always set, so that the function's
+  # environment says which it is.
+  initialize_environment = {
+    RUN_MAX_COST_USD = var.run_max_cost_usd == null ? "" : tostring(var.run_max_cost_usd)
+  }
 
   function_environment = {
     for name in local.function_names : name => merge(
       local.common_environment,
       name == "sweeper" ? local.sweeper_environment : {},
+      name == "initialize" ? local.initialize_environment : {},
+      name == "handle-error" ? local.failure_class_environment : {},
       contains(["handle-error", "aggregate", "complete"], name) ? local.backoff_environment : {},
     )
   }

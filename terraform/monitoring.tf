@@ -1,6 +1,6 @@
 # Alarms (sweeper errors, sweeper not running, failed executions, permanently failed
-# tasks) and a dashboard of the run metrics that `complete` and the sweeper publish into
-# var.cloudwatch_namespace.
+# tasks, open circuit breakers) and a dashboard of the run metrics that `complete` and
+# the sweeper publish into var.cloudwatch_namespace.
 
 locals {
   alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
@@ -111,6 +111,37 @@ resource "aws_cloudwatch_metric_alarm" "sweeper_not_running" {
     precondition {
       condition     = local.sweeper_interval_seconds % 60 == 0 && local.sweeper_interval_seconds * 2 <= 604800
       error_message = "The sweeper-not-running alarm evaluates two schedule intervals, at most 7 days: the schedule interval (${local.sweeper_interval_seconds} s) is too long; set sweeper_schedule_interval_seconds (at most 302400) or a shorter schedule."
+    }
+  }
+}
+
+# A config's circuit breaker is open or half-open: the sweeper has stopped retrying
+# that config's tasks because its provider failures look like an outage. The sweeper
+# publishes BreakersOpen (no dimensions) once per sweep, so the period is the schedule's
+# interval, as for the sweeper-not-running alarm: each period holds one sweep's count,
+# and the alarm stays in ALARM while a breaker stays open. No sweep, no datapoint: that
+# is the sweeper-not-running alarm's to report, hence notBreaching.
+resource "aws_cloudwatch_metric_alarm" "breakers_open" {
+  count = var.enable_monitoring ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-breakers-open"
+  alarm_description   = "A config's circuit breaker is open or half-open: the sweeper is holding that config's retries because of repeated provider failures. Check the provider, the sweeper's log and the breakers table ${local.breakers_table_name}."
+  namespace           = local.ns
+  metric_name         = "BreakersOpen"
+  statistic           = "Maximum"
+  period              = local.sweeper_interval_seconds
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.sweeper_interval_seconds % 60 == 0 && local.sweeper_interval_seconds <= 604800
+      error_message = "The breakers-open alarm's period is the schedule interval (${local.sweeper_interval_seconds} s), at most 7 days: set sweeper_schedule_interval_seconds or a shorter schedule."
     }
   }
 }
@@ -241,6 +272,20 @@ locals {
           ],
           [for name in local.function_names : ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.this[name].function_name, { label = "${name} errors" }]],
         )
+      }
+    },
+    {
+      type = "metric", x = 0, y = 18, width = 24, height = 6
+      properties = {
+        title   = "Sweeper: circuit breakers open or half-open"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Maximum"
+        period  = local.sweeper_interval_seconds
+        metrics = [[local.ns, "BreakersOpen", { label = "BreakersOpen" }]]
+        annotations = {
+          horizontal = [{ label = "alarm", value = 1 }]
+        }
       }
     },
   ]

@@ -43,6 +43,16 @@ output "tasks_table_arn" {
   value       = local.tasks_table_arn
 }
 
+output "breakers_table_name" {
+  description = "Name of the sweeper's circuit breakers table, created or adopted (BREAKERS_TABLE)."
+  value       = local.breakers_table_name
+}
+
+output "breakers_table_arn" {
+  description = "ARN of the circuit breakers table."
+  value       = local.breakers_table_arn
+}
+
 output "rate_limits_table_name" {
   description = "Name of the worker's rate limits table, created or adopted: DYNAMODB_RATE_LIMIT_TABLE of the worker's job definition."
   value       = local.rate_limits_table_name

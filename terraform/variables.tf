@@ -52,7 +52,7 @@ variable "create_tables" {
 }
 
 variable "table_deletion_protection" {
-  description = "DynamoDB deletion protection on the tables this module creates (runs, tasks, rate limits): `terraform destroy` (or a rename) cannot delete a table holding the benchmark history until this is set to false and applied."
+  description = "DynamoDB deletion protection on the tables this module creates (runs, tasks, breakers, rate limits): `terraform destroy` (or a rename) cannot delete a table holding the benchmark history until this is set to false and applied."
   type        = bool
   default     = true
 }
@@ -76,6 +76,23 @@ variable "tasks_table_name" {
   validation {
     condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.tasks_table_name))
     error_message = "tasks_table_name must be a valid DynamoDB table name: 3-255 characters of letters, digits, '_', '-' and '.'."
+  }
+}
+
+variable "create_breakers_table" {
+  description = "Create the sweeper's circuit breakers table. Independent of create_tables because an installation of the Python handler set has no breakers table: adopting its runs and tasks tables still creates this one. Set to false to adopt the breakers table of an existing module deployment by breakers_table_name (hash key `config_name`, no range key: the plan fails otherwise)."
+  type        = bool
+  default     = true
+}
+
+variable "breakers_table_name" {
+  description = "Name of the circuit breakers table (BREAKERS_TABLE of the sweeper; hash key `config_name`, one item per model config). Null: `<name_prefix>-breakers`, so that two deployments in one account get their own without setting it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.breakers_table_name == null || can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.breakers_table_name))
+    error_message = "breakers_table_name must be null or a valid DynamoDB table name: 3-255 characters of letters, digits, '_', '-' and '.'."
   }
 }
 
@@ -270,6 +287,136 @@ variable "sweeper_max_age_hours" {
   validation {
     condition     = var.sweeper_max_age_hours >= 1 && var.sweeper_max_age_hours <= 8760 && floor(var.sweeper_max_age_hours) == var.sweeper_max_age_hours
     error_message = "sweeper_max_age_hours must be a whole number between 1 and 8760 (one year)."
+  }
+}
+
+# --- Failure classes (handle-error and sweeper) -------------------------------
+
+variable "infra_max_retries" {
+  description = "INFRA_MAX_RETRIES (handle-error and sweeper): infrastructure failures a task is spared (a Spot reclaim or lost host, a job that never reached RUNNING, an image pull error, an exit code of failure_class_infra_exit_codes): up to this many are retried without consuming the task's max_retries; beyond, they count like any failure. Default 5: the platform failing an attempt says nothing about the task, so a few reclaims must not make it FAILED_PERMANENT, but a task that keeps \"failing on infrastructure\" (a misclassified crash) must still end. 0: infrastructure failures count like any other."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.infra_max_retries >= 0 && var.infra_max_retries <= 100 && floor(var.infra_max_retries) == var.infra_max_retries
+    error_message = "infra_max_retries must be a whole number between 0 and 100."
+  }
+}
+
+variable "failure_class_infra_exit_codes" {
+  description = "FAILURE_CLASS_INFRA_EXIT_CODES (handle-error and sweeper, joined with commas): exit codes of a job's last attempt that class its failure as infrastructure (e.g. 137, a container killed by SIGKILL). Default []: no exit code is infrastructure by itself; list codes only once the worker is known to exit with them for platform reasons, not the task's."
+  type        = list(number)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.failure_class_infra_exit_codes : c >= 0 && c <= 255 && floor(c) == c])
+    error_message = "failure_class_infra_exit_codes entries must be whole numbers between 0 and 255 (container exit codes)."
+  }
+}
+
+variable "failure_class_infra_patterns" {
+  description = "FAILURE_CLASS_INFRA_PATTERNS (handle-error and sweeper, joined with commas): case-insensitive substrings of a failed job's (or its container's) status reason that class the failure as infrastructure. Default []: the functions' built-in list (\"Host EC2\", \"CannotPullContainerError\", \"ResourceInitializationError\", \"Spot instance\", ...); a non-empty list replaces it, so repeat what you still want of it. No entry may be empty, contain a comma (the separator) or start or end with whitespace (the functions trim entries)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.failure_class_infra_patterns : length(p) > 0 && !strcontains(p, ",") && trimspace(p) == p])
+    error_message = "failure_class_infra_patterns entries must be non-empty, contain no comma (the list is joined with commas) and not start or end with whitespace."
+  }
+}
+
+variable "failure_class_provider_patterns" {
+  description = "FAILURE_CLASS_PROVIDER_PATTERNS (handle-error and sweeper, joined with commas): case-insensitive substrings of the worker's error text or the failure's Cause that class a failure as the model provider's (rate limit, quota, outage): the failures the sweeper's circuit breaker counts per config. Default []: the functions' built-in list (\"rate limit\", \"too many requests\", \"error code: 429\", \"insufficient_quota\", \"overloaded\", \"error code: 503\", ...); a non-empty list replaces it, so repeat what you still want of it. Same rules as failure_class_infra_patterns."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.failure_class_provider_patterns : length(p) > 0 && !strcontains(p, ",") && trimspace(p) == p])
+    error_message = "failure_class_provider_patterns entries must be non-empty, contain no comma (the list is joined with commas) and not start or end with whitespace."
+  }
+}
+
+# --- Circuit breaker (sweeper) and cost budget (initialize) -------------------
+
+variable "sweeper_breaker_min_failures" {
+  description = "SWEEPER_BREAKER_MIN_FAILURES: provider failures of one config within sweeper_breaker_window_seconds before its breaker may open (the sweeper then stops retrying that config's tasks). Default 10: together with the ratio, 10 provider failures at >= 50% of the config's tasks ended in the last 30 minutes look like an outage, not flaky tasks; fewer would open breakers on a few unlucky tasks."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.sweeper_breaker_min_failures >= 1 && var.sweeper_breaker_min_failures <= 100000 && floor(var.sweeper_breaker_min_failures) == var.sweeper_breaker_min_failures
+    error_message = "sweeper_breaker_min_failures must be a whole number between 1 and 100000, the range the sweeper accepts."
+  }
+}
+
+variable "sweeper_breaker_failure_ratio" {
+  description = "SWEEPER_BREAKER_FAILURE_RATIO: share of a config's tasks ended within the window that must be provider failures for its breaker to open (with at least sweeper_breaker_min_failures of them). Default 0.5: when half of what ended failed on the provider, retrying only adds load to an outage; a lower ratio would trip on a busy config's normal failure rate. 0 < ratio <= 1."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.sweeper_breaker_failure_ratio > 0 && var.sweeper_breaker_failure_ratio <= 1
+    error_message = "sweeper_breaker_failure_ratio must be greater than 0 and at most 1."
+  }
+}
+
+variable "sweeper_breaker_window_seconds" {
+  description = "SWEEPER_BREAKER_WINDOW_SECONDS: the window of recently ended tasks the breaker counts, in seconds. Default 1800 (30 minutes, two sweeps at the default schedule): long enough to see a pattern, short enough that an outage that ended an hour ago no longer counts."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.sweeper_breaker_window_seconds >= 60 && var.sweeper_breaker_window_seconds <= 86400 && floor(var.sweeper_breaker_window_seconds) == var.sweeper_breaker_window_seconds
+    error_message = "sweeper_breaker_window_seconds must be a whole number between 60 and 86400 (one day)."
+  }
+}
+
+variable "sweeper_breaker_cooldown_seconds" {
+  description = "SWEEPER_BREAKER_COOLDOWN_SECONDS: how long an open breaker holds its config's retries before it goes half-open and retries a few tasks (sweeper_breaker_probe_tasks). The cooldown doubles each time the breaker re-opens after a failed probe, up to sweeper_breaker_max_cooldown_seconds. Default 900 (15 minutes, one sweep at the default schedule): most provider incidents outlast it, and a short first cooldown costs only a few probe tasks."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.sweeper_breaker_cooldown_seconds >= 60 && var.sweeper_breaker_cooldown_seconds <= 86400 && floor(var.sweeper_breaker_cooldown_seconds) == var.sweeper_breaker_cooldown_seconds
+    error_message = "sweeper_breaker_cooldown_seconds must be a whole number between 60 and 86400 (one day)."
+  }
+}
+
+variable "sweeper_breaker_max_cooldown_seconds" {
+  description = "SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS: cap of the doubling cooldown; at least sweeper_breaker_cooldown_seconds. Default 14400 (4 hours): a config whose provider stays down is probed a few times a day instead of every sweep, and is back within 4 hours of the provider's recovery."
+  type        = number
+  default     = 14400
+
+  validation {
+    condition     = var.sweeper_breaker_max_cooldown_seconds >= 60 && var.sweeper_breaker_max_cooldown_seconds <= 604800 && floor(var.sweeper_breaker_max_cooldown_seconds) == var.sweeper_breaker_max_cooldown_seconds
+    error_message = "sweeper_breaker_max_cooldown_seconds must be a whole number between 60 and 604800 (7 days)."
+  }
+
+  validation {
+    condition     = var.sweeper_breaker_max_cooldown_seconds >= var.sweeper_breaker_cooldown_seconds
+    error_message = "sweeper_breaker_max_cooldown_seconds must be at least sweeper_breaker_cooldown_seconds (the cooldown only grows from it)."
+  }
+}
+
+variable "sweeper_breaker_probe_tasks" {
+  description = "SWEEPER_BREAKER_PROBE_TASKS: how many of its config's tasks a half-open breaker retries to test whether the provider is back; the breaker closes when every probe ended without a provider failure, and re-opens with a doubled cooldown when one failed for the provider. Default 5: enough tasks to see the provider answer again, few enough that a provider still down costs only a handful of failed attempts per cooldown."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.sweeper_breaker_probe_tasks >= 1 && var.sweeper_breaker_probe_tasks <= 100 && floor(var.sweeper_breaker_probe_tasks) == var.sweeper_breaker_probe_tasks
+    error_message = "sweeper_breaker_probe_tasks must be a whole number between 1 and 100."
+  }
+}
+
+variable "run_max_cost_usd" {
+  description = "RUN_MAX_COST_USD (initialize): cost budget, in USD, of a run whose start input gives no max_cost_usd: the sweeper then re-queues only the failed tasks whose estimated cost (the run's mean completed-task cost) still fits it. Null (the default): no limit, rendered as RUN_MAX_COST_USD = \"\" (the functions read an empty value as unset), so that a deployment keeps retrying its runs whole until a budget is chosen. Must be greater than 0 when set."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.run_max_cost_usd == null || try(var.run_max_cost_usd > 0, false)
+    error_message = "run_max_cost_usd must be null (no limit) or greater than 0."
   }
 }
 

@@ -39,6 +39,9 @@ pub fn run_json(r: &RunRecord) -> Value {
         "cancelled_at": r.cancelled_at,
         "resumed_by": r.resumed_by,
         "resumed_at": r.resumed_at,
+        "max_cost_usd": r.max_cost_usd.map(decimal_to_json),
+        "over_budget_tasks": r.over_budget_tasks,
+        "over_budget_at": r.over_budget_at,
     })
 }
 
@@ -54,6 +57,8 @@ pub fn failed_task_json(t: &TaskRecord) -> Value {
         "last_error_at": t.last_error_at,
         "last_failed_job_id": t.last_failed_job_id,
         "next_retry_at": t.next_retry_at,
+        "failure_class": t.failure_class,
+        "infra_failures": t.infra_failures,
     })
 }
 

@@ -12,11 +12,12 @@
 //! the answer says `superseded: true`. A CANCELLED run's tasks are never settled (its status
 //! is complete's, which leaves it CANCELLED).
 
+use arc_shared::budget::Budget;
 pub use arc_shared::contracts::AggregateOutput as Output;
 use arc_shared::contracts::{AggregateInput, AggregateReport, ReportMetrics};
 use arc_shared::input::{optional_arn, parse_event};
 use arc_shared::metrics::{Metrics, TaskRow};
-use arc_shared::records::TaskRecord;
+use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
 use arc_shared::store::objects::{self, ObjectRef};
@@ -104,12 +105,17 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
     let results_s3_key = match &env.config.s3_bucket {
         Some(bucket) => {
             let at = ObjectRef { bucket: bucket.clone(), key: report_key(run_id) };
+            let budget = run_budget(&run, &metrics);
+            if let Some(b) = budget.as_ref().filter(|b| b.over_budget_tasks > 0) {
+                tracing::warn!(run_id, max_cost_usd = %b.max_cost_usd, spent_usd = %b.spent_usd, over_budget = b.over_budget_tasks, "the run's budget does not cover retrying all its failed tasks");
+            }
             let report = AggregateReport {
                 run_id,
                 config_name: run.config_name.as_deref(),
                 execution_arn,
                 generated_at: &now,
                 metrics: ReportMetrics { counts: &metrics, accuracy },
+                budget: budget.as_ref(),
                 tasks: &rows,
             };
             objects::put_json(&env.clients.s3, &at, &report).await?;
@@ -136,6 +142,14 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
     Ok(output(results_s3_key))
 }
 
+/// The run's budget against what its tasks cost (the exact sum of their `cost_usd`), and how
+/// many of its retryable (FAILED) tasks a retry could still take.
+pub fn run_budget(run: &RunRecord, m: &Metrics) -> Option<Budget> {
+    let max = run.max_cost_usd?;
+    let retryable = m.failed_tasks.saturating_sub(m.failed_permanent_tasks);
+    Some(Budget::of(max, m.total_cost_usd, m.completed_tasks, retryable))
+}
+
 /// Adds one task to the run's figures, and its row to the report's (`rows`, when kept).
 fn add_task(metrics: &mut Metrics, rows: Option<&mut Vec<TaskRow>>, t: TaskRecord) {
     let row = TaskRow {
@@ -148,6 +162,7 @@ fn add_task(metrics: &mut Metrics, rows: Option<&mut Vec<TaskRow>>, t: TaskRecor
         tokens_output: t.tokens_output,
         last_error_type: t.last_error_type,
         result_s3_key: t.result_s3_key,
+        failure_class: t.failure_class,
     };
     metrics.add_row(&row);
     if let Some(rows) = rows {
@@ -166,6 +181,7 @@ pub(crate) async fn settle_left_in_flight(env: &Env, tasks: &mut [TaskRecord]) -
         error_type: UNFINISHED,
         cause: UNFINISHED_CAUSE,
         now: env.clock.now(),
+        infra_cap: Some(env.config.infra_max_retries),
     };
     let settled = env.tables().settle_in_flight(tasks, &policy).await?;
     let at: HashMap<String, usize> = tasks.iter().enumerate().map(|(i, t)| (t.task_id.clone(), i)).collect();

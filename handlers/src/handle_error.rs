@@ -13,6 +13,7 @@
 //! state read; on a change the task is re-read and the decision made again.
 
 use arc_shared::backoff::due_at;
+use arc_shared::class::{classify, Evidence};
 pub use arc_shared::contracts::HandleErrorOutput as Output;
 use arc_shared::contracts::{FailureOutcome, HandleErrorInput};
 use arc_shared::failure::{
@@ -89,7 +90,17 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             recorded_retry_count: task.recorded_retry_count.map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
             worker_recorded_claim: task.worker_recorded_claim.clone(),
             attributed_claim: task.attributed_claim.clone(),
+            infra_failures: task.infra_failures(),
         };
+        // Whose fault: the job description, and the worker's own error text when the worker
+        // recorded this failure itself.
+        let evidence = Evidence {
+            batch: batch.as_ref(),
+            cause: Some(&cause),
+            worker_error: state.worker_recorded(&delivery).then_some(task.error.as_deref()).flatten(),
+        };
+        let class = classify(&env.config.class_rules, &evidence);
+        let delivery = delivery.clone().classified(class, env.config.infra_max_retries);
         let rec = match decide_failure(&state, &delivery, env.config.max_retries, &env.config.non_retryable_errors) {
             FailureDecision::AlreadyCounted { permanent, retry_count } => {
                 tracing::info!(run_id, task_id, job_id, retry_count, "failure already recorded: nothing changed");
@@ -131,6 +142,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             next_retry_at: next_retry_at.as_deref(),
             seen_workers_claim: rec.seen_workers_claim.as_deref(),
             attributed_claim: if rec.at_workers_record { task.started_at.as_deref() } else { None },
+            class: rec.class,
+            infra_failures: rec.spared.then_some(rec.infra_failures),
         };
         match tables.record_failure(run_id, task_id, &seen, &write, rec.newly_permanent).await? {
             Written::Yes => {}
@@ -152,6 +165,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             retry_count = rec.retry_count,
             status = outcome.as_str(),
             counted = rec.counted,
+            failure_class = rec.class.as_str(),
+            spared = rec.spared,
             error_type,
             exit_code = batch.as_ref().and_then(|b| b.exit_code),
             "failure recorded"

@@ -23,6 +23,7 @@ use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
+use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -93,7 +94,24 @@ async fn new_run(env: &Env, input: NewRunInput) -> Result<NewRun> {
         commit_sha: fields.commit_sha,
         execution_arn: optional_arn("execution_arn", input.execution_arn)?,
         start_time,
+        max_cost_usd: match input.max_cost_usd {
+            None | Some(Value::Null) => env.config.run_max_cost_usd,
+            Some(v) => Some(parse_budget(&v)?),
+        },
     })
+}
+
+/// A run's budget: a positive number of US dollars (a JSON number, or a numeric string).
+pub fn parse_budget(v: &Value) -> Result<Decimal> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        other => return Err(ArcError::invalid("max_cost_usd", format!("must be a positive number, got {other}"))),
+    };
+    match arc_shared::records::parse_decimal(&text) {
+        Some(d) if d > Decimal::ZERO => Ok(d),
+        _ => Err(ArcError::invalid("max_cost_usd", format!("must be a positive number of US dollars, got {text:?}"))),
+    }
 }
 
 /// A new run's fields, validated.
@@ -207,6 +225,7 @@ struct NewRun {
     commit_sha: String,
     execution_arn: Option<String>,
     start_time: Option<DateTime<Utc>>,
+    max_cost_usd: Option<Decimal>,
 }
 
 /// `run-{config_name}-{YYYYMMDD-HHMMSS}-{8 hex}`; the hex and time come from the execution
@@ -236,6 +255,7 @@ async fn create(env: &Env, new: NewRun) -> Result<Output> {
         total_tasks: new.task_ids.len(),
         execution_arn: new.execution_arn.as_deref(),
         now: &ts,
+        max_cost_usd: new.max_cost_usd,
     };
     let existing_ids: HashSet<String> = if tables.create_run(&item).await? {
         HashSet::new()

@@ -1,5 +1,7 @@
 //! Configuration, read once at cold start. A malformed value fails there, naming the variable.
 
+use crate::class::{parse_patterns, ClassRules};
+use rust_decimal::Decimal;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -23,6 +25,48 @@ pub struct Config {
     /// `ARC_ATTEMPT_TIMEOUT_SECONDS`: each AWS request attempt gives up after this long
     /// (default `store::ATTEMPT_TIMEOUT`, 10 s).
     pub attempt_timeout: Option<Duration>,
+    /// `INFRA_MAX_RETRIES`: infrastructure failures a task is spared before they count.
+    pub infra_max_retries: u32,
+    /// `FAILURE_CLASS_*`: how failures are classified.
+    pub class_rules: ClassRules,
+    /// `RUN_MAX_COST_USD`: the budget of a run whose Initialize input gives none.
+    pub run_max_cost_usd: Option<Decimal>,
+    /// `BREAKERS_TABLE`: the sweeper's circuit breakers, one item per config.
+    pub breakers_table: String,
+    /// `SWEEPER_BREAKER_*`.
+    pub breaker: BreakerConfig,
+}
+
+/// When the sweeper's per-config circuit breaker opens, how long it stays open, how it probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// `SWEEPER_BREAKER_MIN_FAILURES`: provider failures in the window before it may open.
+    pub min_failures: u64,
+    /// `SWEEPER_BREAKER_FAILURE_RATIO`: provider failures ÷ tasks of the config that ended in
+    /// the window, at least this.
+    pub failure_ratio: f64,
+    /// `SWEEPER_BREAKER_WINDOW_SECONDS`: how far back failures and completions are counted.
+    pub window: Duration,
+    /// `SWEEPER_BREAKER_COOLDOWN_SECONDS`: open this long before a probe; doubles on each
+    /// re-open.
+    pub cooldown: Duration,
+    /// `SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS`: the doubling stops here.
+    pub max_cooldown: Duration,
+    /// `SWEEPER_BREAKER_PROBE_TASKS`: tasks a half-open breaker retries.
+    pub probe_tasks: usize,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            min_failures: 10,
+            failure_ratio: 0.5,
+            window: Duration::from_secs(1800),
+            cooldown: Duration::from_secs(900),
+            max_cooldown: Duration::from_secs(14_400),
+            probe_tasks: 5,
+        }
+    }
 }
 
 /// The retry backoff: due at `last_error_at + min(max, base * 2^(retry_count-1))` × jitter.
@@ -95,7 +139,67 @@ impl Config {
             }
             other => other,
         };
+        let cooldown = number("SWEEPER_BREAKER_COOLDOWN_SECONDS", 900, 60, 86_400)?;
+        let max_cooldown = number("SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS", 14_400, 60, 7 * 86_400)?;
+        if max_cooldown < cooldown {
+            return Err(err(
+                "SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS",
+                &max_cooldown.to_string(),
+                &format!("must be at least SWEEPER_BREAKER_COOLDOWN_SECONDS ({cooldown})"),
+            ));
+        }
+        let failure_ratio = match get("SWEEPER_BREAKER_FAILURE_RATIO") {
+            None => 0.5,
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if r > 0.0 && r <= 1.0 => r,
+                _ => return Err(err("SWEEPER_BREAKER_FAILURE_RATIO", &v, "must be a number above 0 and at most 1")),
+            },
+        };
+        let breaker = BreakerConfig {
+            min_failures: number("SWEEPER_BREAKER_MIN_FAILURES", 10, 1, 100_000)?,
+            failure_ratio,
+            window: Duration::from_secs(number("SWEEPER_BREAKER_WINDOW_SECONDS", 1800, 60, 86_400)?),
+            cooldown: Duration::from_secs(cooldown),
+            max_cooldown: Duration::from_secs(max_cooldown),
+            probe_tasks: number("SWEEPER_BREAKER_PROBE_TASKS", 5, 1, 100)? as usize,
+        };
+        let run_max_cost_usd = match get("RUN_MAX_COST_USD") {
+            None => None,
+            Some(v) => match crate::records::parse_decimal(&v) {
+                Some(d) if d > Decimal::ZERO => Some(d),
+                _ => {
+                    return Err(err(
+                        "RUN_MAX_COST_USD",
+                        &v,
+                        "must be a positive number of US dollars (unset: no limit)",
+                    ))
+                }
+            },
+        };
+        let mut class_rules = ClassRules::default();
+        if let Some(v) = get("FAILURE_CLASS_INFRA_EXIT_CODES") {
+            class_rules.infra_exit_codes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    c.parse::<i64>()
+                        .map_err(|_| err("FAILURE_CLASS_INFRA_EXIT_CODES", &v, "must be comma-separated whole numbers"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = get("FAILURE_CLASS_INFRA_PATTERNS") {
+            class_rules.infra_patterns = parse_patterns(&v);
+        }
+        if let Some(v) = get("FAILURE_CLASS_PROVIDER_PATTERNS") {
+            class_rules.provider_patterns = parse_patterns(&v);
+        }
         Ok(Self {
+            infra_max_retries: number("INFRA_MAX_RETRIES", 5, 0, 100)? as u32,
+            class_rules,
+            run_max_cost_usd,
+            breakers_table: name("BREAKERS_TABLE", "arc_config_breakers")?,
+            breaker,
             runs_table: name("RUNS_TABLE", "arc_benchmark_runs")?,
             tasks_table: name("TASKS_TABLE", "arc_task_progress")?,
             s3_bucket: get("S3_BUCKET"),
@@ -152,6 +256,41 @@ mod tests {
         assert_eq!(c.sweeper_max_age, Duration::from_secs(72 * 3600));
         assert!(c.non_retryable_errors.is_empty());
         assert!(c.require_state_machine_arn().is_err());
+        assert_eq!(c.infra_max_retries, 5);
+        assert_eq!(c.class_rules, ClassRules::default());
+        assert_eq!(c.run_max_cost_usd, None);
+        assert_eq!(c.breakers_table, "arc_config_breakers");
+        assert_eq!(c.breaker, BreakerConfig::default());
+    }
+
+    #[test]
+    fn breaker_budget_and_class_settings() {
+        let c = with(&[
+            ("SWEEPER_BREAKER_FAILURE_RATIO", "0.8"),
+            ("SWEEPER_BREAKER_PROBE_TASKS", "2"),
+            ("RUN_MAX_COST_USD", "12.50"),
+            ("FAILURE_CLASS_INFRA_EXIT_CODES", "137, 143"),
+            ("FAILURE_CLASS_PROVIDER_PATTERNS", "Gateway Said No"),
+        ])
+        .unwrap();
+        assert_eq!((c.breaker.failure_ratio, c.breaker.probe_tasks), (0.8, 2));
+        assert_eq!(c.run_max_cost_usd, Some(Decimal::new(1250, 2)));
+        assert_eq!(c.class_rules.infra_exit_codes.iter().copied().collect::<Vec<_>>(), vec![137, 143]);
+        assert_eq!(c.class_rules.provider_patterns, vec!["gateway said no"]);
+        for (k, v) in [
+            ("SWEEPER_BREAKER_FAILURE_RATIO", "0"),
+            ("SWEEPER_BREAKER_FAILURE_RATIO", "1.5"),
+            ("SWEEPER_BREAKER_PROBE_TASKS", "0"),
+            ("RUN_MAX_COST_USD", "-1"),
+            ("RUN_MAX_COST_USD", "lots"),
+            ("FAILURE_CLASS_INFRA_EXIT_CODES", "1,x"),
+            ("INFRA_MAX_RETRIES", "101"),
+        ] {
+            assert_eq!(with(&[(k, v)]).unwrap_err().variable, k, "{k}={v}");
+        }
+        let e = with(&[("SWEEPER_BREAKER_COOLDOWN_SECONDS", "600"), ("SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS", "300")])
+            .unwrap_err();
+        assert_eq!(e.variable, "SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct NewRunInput {
     pub commit_sha: Option<String>,
     pub execution_arn: Option<String>,
     pub execution_start_time: Option<String>,
+    /// The run's budget in US dollars (a positive number); `null`/absent: `RUN_MAX_COST_USD`,
+    /// else no limit.
+    #[schemars(with = "Option<f64>")]
+    pub max_cost_usd: Option<Value>,
 }
 
 /// The input of a retry execution: what the sweeper and `arcctl runs resume` start. The ids
@@ -233,6 +237,10 @@ pub struct AggregateReport<'a> {
     pub execution_arn: Option<&'a str>,
     pub generated_at: &'a str,
     pub metrics: ReportMetrics<'a>,
+    /// The run's budget, spend and the projected cost of retrying what is left (absent when
+    /// the run has no budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<&'a crate::budget::Budget>,
     pub tasks: &'a [TaskRow],
 }
 
@@ -330,6 +338,9 @@ pub struct SweepManualRequest {
     pub task_ids: Option<Vec<TaskId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tasks: Option<u64>,
+    /// Retry `run_id` even while its config's circuit breaker is open (needs `run_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
 }
 
 /// Why a task was not re-queued by this sweep.
@@ -347,6 +358,11 @@ pub enum DeferReason {
     TooOld,
     /// The task id is not one Initialize accepts: a retry execution would be rejected.
     InvalidId,
+    /// Its config's circuit breaker is open (or half-open and this task is not a probe);
+    /// `due_at` is when the breaker may half-open.
+    BreakerOpen,
+    /// Retrying it would take its run past its budget (`max_cost_usd`).
+    OverBudget,
 }
 
 impl DeferReason {
@@ -357,6 +373,8 @@ impl DeferReason {
             Self::InputSize => "input_size",
             Self::TooOld => "too_old",
             Self::InvalidId => "invalid_id",
+            Self::BreakerOpen => "breaker_open",
+            Self::OverBudget => "over_budget",
         }
     }
 }
@@ -411,6 +429,45 @@ pub struct SweepSummary {
     pub unmatched_task_ids: Vec<String>,
     /// Errors that did not stop the sweep (one run's failure does not block the others).
     pub errors: Vec<SweepError>,
+    /// The circuit breakers of the configs this sweep looked at, as it left them.
+    pub breakers: Vec<BreakerReport>,
+    /// Breakers open or half-open after this sweep (all configs).
+    pub breakers_open: u64,
+    /// Runs that stopped retrying (some of) their tasks for their budget.
+    pub over_budget: Vec<BudgetStop>,
+}
+
+/// A config's breaker as a sweep left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerReport {
+    pub config_name: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    /// What this sweep did to it: `opened`, `half_opened`, `closed`, `reopened`, or `null`.
+    pub transition: Option<String>,
+    pub reason: String,
+    /// When an open breaker may half-open (`null` when opened by an operator).
+    pub half_open_at: Option<String>,
+    /// The probe tasks of a half-open breaker.
+    pub probe_tasks: u64,
+    /// Due tasks of this config held back by it in this sweep.
+    pub deferred_tasks: u64,
+}
+
+/// A run whose retries this sweep cut for its budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStop {
+    pub run_id: String,
+    #[serde(with = "crate::json::decimal_number")]
+    pub max_cost_usd: Decimal,
+    #[serde(with = "crate::json::decimal_number")]
+    pub spent_usd: Decimal,
+    /// Mean cost of the run's completed tasks (the estimate of one retry); `null` when none
+    /// completed yet.
+    #[serde(default, with = "crate::json::decimal_number_opt")]
+    pub estimate_per_task_usd: Option<Decimal>,
+    pub requeued: u64,
+    pub over_budget: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -554,6 +611,12 @@ pub enum SweepEvent {
     Repaired(Repair),
     Skipped(SkippedRun),
     MadePermanent(TaskRef),
+    /// Tasks left FAILED by this step.
+    Deferred(Vec<Deferred>),
+    /// A config's breaker as this sweep left it.
+    Breaker(BreakerReport),
+    /// A run whose retry was cut to its budget.
+    OverBudget(BudgetStop),
     /// A failure that did not stop the step (an item that is not a task).
     Error {
         run_id: Option<String>,
@@ -573,6 +636,9 @@ impl SweepSummary {
             SweepEvent::Repaired(r) => self.repaired.push(r),
             SweepEvent::Skipped(s) => self.skipped_runs.push(s),
             SweepEvent::MadePermanent(t) => self.made_permanent.push(t),
+            SweepEvent::Deferred(d) => self.defer(d),
+            SweepEvent::Breaker(b) => self.breakers.push(b),
+            SweepEvent::OverBudget(b) => self.over_budget.push(b),
             SweepEvent::Error { run_id, error } => self.error(run_id.as_deref(), &error),
         }
     }
@@ -611,6 +677,7 @@ impl SweepSummary {
             ("RunsRetried", self.runs_retried() as f64),
             ("RunsRepaired", self.runs_repaired() as f64),
             ("SweepErrors", self.errors.len() as f64),
+            ("BreakersOpen", self.breakers_open as f64),
         ]
     }
 }

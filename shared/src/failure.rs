@@ -9,6 +9,7 @@
 //! worker's record by status and timestamps (its `worker_id` is `<pid>@<host>`, never a job
 //! id), and annotates it otherwise. A failure reaching `MAX_RETRIES` is permanent.
 
+use crate::class::FailureClass;
 use crate::status::TaskStatus;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -195,6 +196,8 @@ pub struct TaskFailureState {
     /// The claim whose worker record was taken as some delivered job's failure
     /// (`attributed_claim`): it answers for one job only.
     pub attributed_claim: Option<String>,
+    /// Infrastructure failures spared from `retry_count` so far (`infra_failures`).
+    pub infra_failures: u32,
 }
 
 impl TaskFailureState {
@@ -240,6 +243,10 @@ pub struct Delivery<'a> {
     pub error_type: &'a str,
     /// Where the job's last attempt ran.
     pub last_attempt: LastAttempt,
+    /// Whose fault it was (`crate::class::classify`).
+    pub class: FailureClass,
+    /// `INFRA_MAX_RETRIES`: infrastructure failures a task is spared before they count.
+    pub infra_cap: u32,
 }
 
 impl<'a> Delivery<'a> {
@@ -254,7 +261,12 @@ impl<'a> Delivery<'a> {
             (None, Some((exec, entered))) => Some(format!("sfn:{exec}#{entered}")),
             (None, None) => None,
         };
-        Self { job_id, key, error_type, last_attempt }
+        Self { job_id, key, error_type, last_attempt, class: FailureClass::Task, infra_cap: 0 }
+    }
+
+    /// The delivery classified as `class`, with `infra_cap` infrastructure failures spared.
+    pub fn classified(self, class: FailureClass, infra_cap: u32) -> Self {
+        Self { class, infra_cap, ..self }
     }
 }
 
@@ -283,6 +295,12 @@ pub struct Recorded {
     pub at_workers_record: bool,
     /// The claim whose worker record this write has seen (`worker_recorded_claim`), if any.
     pub seen_workers_claim: Option<String>,
+    /// The delivery's class, stored as `failure_class`.
+    pub class: FailureClass,
+    /// An infrastructure failure spared from `retry_count` (it counts in `infra_failures`).
+    pub spared: bool,
+    /// `infra_failures` after this write.
+    pub infra_failures: u32,
 }
 
 /// Decides how a failure delivery changes the task.
@@ -306,16 +324,23 @@ pub fn decide_failure(
         // Made permanent by an earlier record of ours: nothing can make it more permanent.
         return FailureDecision::AlreadyCounted { permanent: true, retry_count: state.retry_count };
     }
-    let retry_count = if worker_recorded { state.retry_count } else { state.retry_count.saturating_add(1) };
+    // An infrastructure failure nobody recorded is spared from the task's retries while the
+    // task has infrastructure retries left; past them it counts like any other.
+    let spared =
+        !worker_recorded && delivery.class == FailureClass::Infrastructure && state.infra_failures < delivery.infra_cap;
+    let retry_count = if worker_recorded || spared { state.retry_count } else { state.retry_count.saturating_add(1) };
     let permanent =
         already_permanent || is_exhausted(retry_count, max_retries) || non_retryable.contains(delivery.error_type);
     FailureDecision::Record(Recorded {
         retry_count,
         permanent,
-        counted: !worker_recorded,
+        counted: !worker_recorded && !spared,
         newly_permanent: permanent && !already_permanent,
         at_workers_record: worker_recorded,
         seen_workers_claim: state.worker_recorded_current_claim().then(|| state.claim.clone()).flatten(),
+        class: delivery.class,
+        spared,
+        infra_failures: state.infra_failures.saturating_add(u32::from(spared)),
     })
 }
 
@@ -326,6 +351,8 @@ pub struct Settled {
     pub retry_count: u32,
     pub permanent: bool,
     pub counted: bool,
+    /// Spared from `retry_count` as an infrastructure failure ([`spare_left_claimed`]).
+    pub spared: bool,
 }
 
 /// Whether an in-flight task is charged an attempt when its execution is over: a task some
@@ -339,7 +366,26 @@ pub fn settle_in_flight(status: &TaskStatus, retry_count: u32, max_retries: u32,
         _ => return None,
     };
     let retry_count = if counted { retry_count.saturating_add(1) } else { retry_count };
-    Some(Settled { retry_count, permanent: is_exhausted(retry_count, max_retries), counted })
+    Some(Settled { retry_count, permanent: is_exhausted(retry_count, max_retries), counted, spared: false })
+}
+
+/// A task its worker claimed (`IN_PROGRESS`) and left so while its job ended well: the
+/// claiming container was killed and Batch ran the job again (a spot reclaim, `Host EC2 ...
+/// terminated`, is the job definition's retried reason), and the next attempt found the task
+/// claimed and exited 0. Not the task's fault: spared from `retry_count` while it has
+/// infrastructure retries left (`infra_failures < infra_cap`).
+pub fn spare_left_claimed(
+    s: Settled,
+    status: &TaskStatus,
+    infra_failures: u32,
+    infra_cap: u32,
+    max_retries: u32,
+) -> Settled {
+    if !s.counted || *status != TaskStatus::InProgress || infra_failures >= infra_cap {
+        return s;
+    }
+    let retry_count = s.retry_count.saturating_sub(1);
+    Settled { retry_count, permanent: is_exhausted(retry_count, max_retries), counted: false, spared: true }
 }
 
 #[cfg(test)]
@@ -366,6 +412,7 @@ mod tests {
             recorded_retry_count: None,
             worker_recorded_claim: None,
             attributed_claim: None,
+            infra_failures: 0,
         }
     }
 
@@ -409,7 +456,40 @@ mod tests {
             newly_permanent: permanent,
             at_workers_record: !counted,
             seen_workers_claim: None,
+            class: FailureClass::Task,
+            spared: false,
+            infra_failures: 0,
         })
+    }
+
+    #[test]
+    fn a_claim_left_by_a_job_that_ended_well_is_spared_up_to_the_cap() {
+        let s = settle_in_flight(&TaskStatus::InProgress, 2, 3, true).unwrap();
+        assert_eq!(s, Settled { retry_count: 3, permanent: true, counted: true, spared: false });
+        let spared = spare_left_claimed(s, &TaskStatus::InProgress, 0, 5, 3);
+        assert_eq!(spared, Settled { retry_count: 2, permanent: false, counted: false, spared: true });
+        assert_eq!(spare_left_claimed(s, &TaskStatus::InProgress, 5, 5, 3), s, "cap reached");
+        let pending = settle_in_flight(&TaskStatus::Pending, 0, 3, true).unwrap();
+        assert_eq!(spare_left_claimed(pending, &TaskStatus::Pending, 0, 5, 3), pending, "never claimed: counted");
+    }
+
+    #[test]
+    fn infrastructure_failures_are_spared_up_to_their_cap() {
+        let none = BTreeSet::new();
+        let mut s = state(TaskStatus::InProgress, 1);
+        let spot = |j| never_ran(j).classified(FailureClass::Infrastructure, 2);
+        // Spared: retry_count unchanged, counted in infra_failures.
+        let FailureDecision::Record(r) = decide_failure(&s, &spot("a"), 3, &none) else { panic!("not recorded") };
+        assert_eq!((r.retry_count, r.counted, r.spared, r.infra_failures, r.permanent), (1, false, true, 1, false));
+        s.infra_failures = 2;
+        // The cap reached: it counts like any failure.
+        let FailureDecision::Record(r) = decide_failure(&s, &spot("b"), 3, &none) else { panic!("not recorded") };
+        assert_eq!((r.retry_count, r.counted, r.spared, r.infra_failures), (2, true, false, 2));
+        // Other classes always count.
+        s.infra_failures = 0;
+        let p = job("c").classified(FailureClass::Provider, 2);
+        let FailureDecision::Record(r) = decide_failure(&s, &p, 3, &none) else { panic!("not recorded") };
+        assert_eq!((r.retry_count, r.counted, r.class), (2, true, FailureClass::Provider));
     }
 
     #[test]
@@ -509,6 +589,9 @@ mod tests {
                 newly_permanent: false,
                 at_workers_record: true,
                 seen_workers_claim: t(5).map(crate::time::format_ts),
+                class: FailureClass::Task,
+                spared: false,
+                infra_failures: 0,
             })
         );
         // FAILED by our own earlier record (no claim since): a new job failing before the
@@ -618,15 +701,15 @@ mod tests {
     fn settling_charges_claimed_tasks_and_pending_ones_only_when_their_job_ran() {
         assert_eq!(
             settle_in_flight(&TaskStatus::InProgress, 1, 3, false),
-            Some(Settled { retry_count: 2, permanent: false, counted: true })
+            Some(Settled { retry_count: 2, permanent: false, counted: true, spared: false })
         );
         assert_eq!(
             settle_in_flight(&TaskStatus::Pending, 1, 3, false),
-            Some(Settled { retry_count: 1, permanent: false, counted: false })
+            Some(Settled { retry_count: 1, permanent: false, counted: false, spared: false })
         );
         assert_eq!(
             settle_in_flight(&TaskStatus::Pending, 2, 3, true),
-            Some(Settled { retry_count: 3, permanent: true, counted: true })
+            Some(Settled { retry_count: 3, permanent: true, counted: true, spared: false })
         );
         assert_eq!(settle_in_flight(&TaskStatus::Other("RUNNING".into()), 0, 3, false).map(|s| s.counted), Some(true));
         assert_eq!(settle_in_flight(&TaskStatus::Completed, 0, 3, true), None);

@@ -41,6 +41,23 @@ pub mod decimal_number {
     }
 }
 
+/// [`decimal_number`] for an optional decimal (`null` when absent).
+pub mod decimal_number_opt {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(super::decimal_to_json).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        match Option::<serde_json::Value>::deserialize(d)? {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => super::deserialize_decimal(v).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// `#[serde(deserialize_with = "arc_shared::json::object")]`: a struct field given as a JSON
 /// object only. Serde's derive also reads a struct from an array, by position
 /// (`"error": ["States.TaskFailed"]`); an event never means that, so it is a wrong type. The

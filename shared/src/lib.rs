@@ -5,6 +5,9 @@
 //! `runtime` is the common Lambda entry point.
 
 pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod class;
 pub mod config;
 pub mod contracts;
 pub mod error;

@@ -17,6 +17,10 @@ pub struct TaskRow {
     pub tokens_output: Option<u64>,
     pub last_error_type: Option<String>,
     pub result_s3_key: Option<String>,
+    /// Whose fault the last failure was (`task`, `infrastructure`, `provider`), when one was
+    /// classified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<String>,
 }
 
 /// Run metrics accumulated one task at a time.

@@ -65,6 +65,25 @@ pub struct TaskRecord {
     pub error: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_bool")]
     pub is_correct: Option<bool>,
+    /// Whose fault the last recorded failure was (`task`, `infrastructure`, `provider`); `None`
+    /// when no failure was classified (or an unknown value).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub failure_class: Option<String>,
+    /// Infrastructure failures spared from `retry_count` (`INFRA_MAX_RETRIES` bounds them).
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub infra_failures: Option<u64>,
+}
+
+impl TaskRecord {
+    /// The stored class of the last failure, when it is one this version knows.
+    pub fn class(&self) -> Option<crate::class::FailureClass> {
+        self.failure_class.as_deref().and_then(crate::class::FailureClass::parse)
+    }
+
+    /// `infra_failures` as a count (saturating).
+    pub fn infra_failures(&self) -> u32 {
+        self.infra_failures.map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX))
+    }
 }
 
 fn missing_task_status() -> TaskStatus {
@@ -128,6 +147,13 @@ pub struct RunRecord {
     /// Who lifted the last cancellation (`arcctl runs resume`), and when.
     pub resumed_by: Option<String>,
     pub resumed_at: Option<String>,
+    /// The run's budget (`max_cost_usd` of Initialize, else `RUN_MAX_COST_USD`); `None`: no limit.
+    #[serde(skip)]
+    pub max_cost_usd: Option<Decimal>,
+    /// Tasks the last sweep left FAILED because retrying them would pass the budget, and when.
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub over_budget_tasks: Option<u64>,
+    pub over_budget_at: Option<String>,
 }
 
 fn missing_run_status() -> RunStatus {
@@ -149,7 +175,9 @@ impl RunRecord {
         let key = item_key(&item, &["run_id"]);
         let cost = take_decimal(&mut item, "total_cost_usd", &key)?;
         let published_cost = take_decimal(&mut item, "published_cost_usd", &key)?;
+        let max_cost = take_decimal(&mut item, "max_cost_usd", &key)?;
         let mut rec: RunRecord = from_dynamo(item, key)?;
+        rec.max_cost_usd = max_cost;
         rec.total_cost_usd = cost;
         rec.published_cost_usd = published_cost;
         Ok(rec)

@@ -4,6 +4,7 @@
 //! left behind. The Lambda (`main.rs`), the tests and an operator CLI all call [`sweep`].
 //! Every AWS call goes through `arc_shared::store` (`retries`, `executions`, `metrics`).
 
+mod gate;
 pub mod plan;
 mod repair;
 pub mod request;
@@ -15,8 +16,10 @@ pub use request::{manual_request, parse_request, SweepRequest, Trigger};
 pub use summary::SweepSummary;
 pub use sweep::sweep;
 
-use arc_shared::config::BackoffConfig;
+use arc_shared::class::ClassRules;
+use arc_shared::config::{BackoffConfig, BreakerConfig};
 use arc_shared::runtime::Env;
+use arc_shared::store::breakers::Breakers;
 use arc_shared::store::Tables;
 use arc_shared::time::Clock;
 use arc_shared::{ArcError, Config};
@@ -43,6 +46,10 @@ pub struct SweepSettings {
     pub repair_grace: chrono::Duration,
     /// PENDING / IN_PROGRESS tasks untouched this long make their run a repair suspect.
     pub in_flight_stale_after: chrono::Duration,
+    /// `SWEEPER_BREAKER_*`: the per-config circuit breakers.
+    pub breaker: BreakerConfig,
+    /// `FAILURE_CLASS_*`: how a failure without a stored class is classified.
+    pub class_rules: ClassRules,
 }
 
 impl SweepSettings {
@@ -58,6 +65,8 @@ impl SweepSettings {
             namespace: config.cloudwatch_namespace.clone(),
             repair_grace: chrono::Duration::minutes(15),
             in_flight_stale_after: chrono::Duration::minutes(15),
+            breaker: config.breaker,
+            class_rules: config.class_rules.clone(),
         })
     }
 }
@@ -66,6 +75,8 @@ impl SweepSettings {
 #[derive(Clone)]
 pub struct SweepDeps {
     pub tables: Tables,
+    /// `BREAKERS_TABLE`.
+    pub breakers: Breakers,
     pub sfn: aws_sdk_sfn::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub clock: Arc<dyn Clock>,
@@ -77,6 +88,7 @@ impl SweepDeps {
     pub fn from_env(env: &Env) -> Result<Self, ArcError> {
         Ok(Self {
             tables: env.tables(),
+            breakers: Breakers::new(env.clients.dynamodb.clone(), &env.config.breakers_table),
             sfn: env.clients.sfn.clone(),
             cloudwatch: env.clients.cloudwatch.clone(),
             clock: env.clock.clone(),

@@ -203,6 +203,7 @@ impl Sweep<'_> {
             error_type: EXECUTION_ENDED,
             cause: &cause,
             now: self.now,
+            infra_cap: None,
         };
         let mut counts = Metrics::default();
         let mut to_unqueue: Vec<String> = Vec::new();

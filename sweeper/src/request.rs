@@ -42,6 +42,8 @@ pub struct SweepRequest {
     pub task_ids: Option<BTreeSet<TaskId>>,
     /// At most this many tasks re-queued (further bounded by `SWEEPER_MAX_TASKS`).
     pub max_tasks: Option<usize>,
+    /// Retry `run_id` even while its config's breaker is open.
+    pub force: bool,
 }
 
 impl SweepRequest {
@@ -54,6 +56,7 @@ impl SweepRequest {
             run_id: None,
             task_ids: None,
             max_tasks: None,
+            force: false,
         }
     }
 }
@@ -102,6 +105,13 @@ pub fn manual_request(m: SweepManualRequest) -> Result<SweepRequest, ArcError> {
         }
         None => None,
     };
+    let force = m.force.unwrap_or(false);
+    if force && m.run_id.is_none() {
+        return Err(ArcError::invalid(
+            "force",
+            "force needs run_id (it retries one run past its config's open breaker)",
+        ));
+    }
     let max_tasks = match m.max_tasks {
         Some(0) => return Err(ArcError::invalid("max_tasks", "must be at least 1")),
         Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
@@ -114,6 +124,7 @@ pub fn manual_request(m: SweepManualRequest) -> Result<SweepRequest, ArcError> {
         run_id: m.run_id,
         task_ids,
         max_tasks,
+        force,
     })
 }
 
@@ -160,6 +171,8 @@ mod tests {
         assert_eq!(field_of(json!({"max_tasks": -1})), "max_tasks");
         assert_eq!(field_of(json!({"max_tasks": 0})), "max_tasks");
         assert_eq!(field_of(json!({"run_id": 7})), "run_id");
+        assert_eq!(field_of(json!({"force": true})), "force");
+        assert_eq!(field_of(json!({"force": "yes", "run_id": "r"})), "force");
         assert_eq!(field_of(json!({"run_id": "r", "task_ids": ["ok", "b/ad"]})), "task_ids[1]");
         assert_eq!(field_of(json!([1, 2])), "$");
         assert_eq!(field_of(json!("sweep")), "$");

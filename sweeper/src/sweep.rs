@@ -193,8 +193,17 @@ impl Sweep<'_> {
                 },
             }
         }
+        // The config's circuit breaker and the run's budget may hold some back.
+        let gated = self.gate(candidates).await;
+        for (id, run) in gated.runs {
+            self.runs.entry(id).or_insert(run);
+        }
+        for event in gated.events {
+            self.summary.record(event);
+        }
+        self.summary.breakers_open = gated.breakers_open;
         let max = self.req.max_tasks.map_or(self.deps.settings.max_tasks, |m| m.min(self.deps.settings.max_tasks));
-        let (batches, over) = plan::fit(candidates, max);
+        let (batches, over) = plan::fit(gated.candidates, max);
         for d in &over {
             tracing::info!(run_id = %d.run_id, task_id = %d.task_id, reason = ?d.reason, "deferred: over this sweep's bounds");
         }

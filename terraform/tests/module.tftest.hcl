@@ -72,6 +72,11 @@ run "defaults" {
     values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_rate_limits" }
   }
 
+  override_resource {
+    target = aws_dynamodb_table.breakers
+    values = { arn = "arn:aws:dynamodb:us-east-1:123456789012:table/arc-benchmark-breakers" }
+  }
+
   assert {
     condition     = toset(keys(aws_lambda_function.this)) == toset(["initialize", "handle-error", "aggregate", "complete", "sweeper"])
     error_message = "one function per binary"
@@ -121,8 +126,9 @@ run "defaults" {
       MAX_RETRIES          = "3"
       CLOUDWATCH_NAMESPACE = "ArcBenchmark"
       NON_RETRYABLE_ERRORS = ""
+      RUN_MAX_COST_USD     = ""
     })
-    error_message = "initialize gets the shared settings only"
+    error_message = "initialize gets the shared settings and RUN_MAX_COST_USD, empty (no limit) by default"
   }
 
   assert {
@@ -203,7 +209,7 @@ run "defaults" {
 
   assert {
     condition = toset([for st in data.aws_iam_policy_document.function["sweeper"].statement : st.sid]) == toset([
-      "OwnLogGroup", "RunsTable", "TasksTable", "TasksStatusIndex", "StateMachine", "Executions", "CloudwatchMetrics",
+      "OwnLogGroup", "RunsTable", "TasksTable", "TasksStatusIndex", "BreakersTable", "StateMachine", "Executions", "CloudwatchMetrics",
     ])
     error_message = "the sweeper's policy has one statement per resource class of function_permissions.json, plus its log group"
   }
@@ -240,16 +246,70 @@ run "defaults" {
 
   assert {
     condition = aws_lambda_function.this["handle-error"].environment[0].variables == tomap({
-      RUNS_TABLE                 = "arc_benchmark_runs"
-      TASKS_TABLE                = "arc_task_progress"
-      S3_BUCKET                  = "arc-benchmark-results-123456789012"
-      MAX_RETRIES                = "3"
-      CLOUDWATCH_NAMESPACE       = "ArcBenchmark"
-      NON_RETRYABLE_ERRORS       = ""
-      SWEEPER_BASE_DELAY_SECONDS = "300"
-      SWEEPER_MAX_DELAY_SECONDS  = "21600"
+      RUNS_TABLE                      = "arc_benchmark_runs"
+      TASKS_TABLE                     = "arc_task_progress"
+      S3_BUCKET                       = "arc-benchmark-results-123456789012"
+      MAX_RETRIES                     = "3"
+      CLOUDWATCH_NAMESPACE            = "ArcBenchmark"
+      NON_RETRYABLE_ERRORS            = ""
+      SWEEPER_BASE_DELAY_SECONDS      = "300"
+      SWEEPER_MAX_DELAY_SECONDS       = "21600"
+      INFRA_MAX_RETRIES               = "5"
+      FAILURE_CLASS_INFRA_EXIT_CODES  = ""
+      FAILURE_CLASS_INFRA_PATTERNS    = ""
+      FAILURE_CLASS_PROVIDER_PATTERNS = ""
     })
-    error_message = "handle-error gets the sweeper's backoff (it computes next_retry_at with it) and nothing else of the sweeper's"
+    error_message = "handle-error gets the sweeper's backoff (it computes next_retry_at with it) and the failure classes, and nothing else of the sweeper's"
+  }
+
+  assert {
+    condition = {
+      for k, v in aws_lambda_function.this["sweeper"].environment[0].variables : k => v
+      if startswith(k, "SWEEPER_BREAKER_") || k == "BREAKERS_TABLE"
+      } == {
+      BREAKERS_TABLE                       = "arc-benchmark-breakers"
+      SWEEPER_BREAKER_MIN_FAILURES         = "10"
+      SWEEPER_BREAKER_FAILURE_RATIO        = "0.5"
+      SWEEPER_BREAKER_WINDOW_SECONDS       = "1800"
+      SWEEPER_BREAKER_COOLDOWN_SECONDS     = "900"
+      SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS = "14400"
+      SWEEPER_BREAKER_PROBE_TASKS          = "5"
+    }
+    error_message = "the sweeper gets BREAKERS_TABLE (<name_prefix>-breakers by default) and the six breaker settings with their defaults"
+  }
+
+  assert {
+    condition = {
+      for k, v in aws_lambda_function.this["sweeper"].environment[0].variables : k => v
+      if k == "INFRA_MAX_RETRIES" || startswith(k, "FAILURE_CLASS_")
+      } == {
+      INFRA_MAX_RETRIES               = "5"
+      FAILURE_CLASS_INFRA_EXIT_CODES  = ""
+      FAILURE_CLASS_INFRA_PATTERNS    = ""
+      FAILURE_CLASS_PROVIDER_PATTERNS = ""
+    }
+    error_message = "the sweeper gets the same failure classes as handle-error"
+  }
+
+  assert {
+    condition = alltrue([for name in ["initialize", "handle-error", "aggregate", "complete"] :
+      length([for k in keys(aws_lambda_function.this[name].environment[0].variables) : k if k == "BREAKERS_TABLE" || startswith(k, "SWEEPER_BREAKER_")]) == 0
+    ])
+    error_message = "only the sweeper gets the breakers table and the breaker settings"
+  }
+
+  assert {
+    condition = alltrue([for name in ["initialize", "aggregate", "complete"] :
+      length([for k in keys(aws_lambda_function.this[name].environment[0].variables) : k if k == "INFRA_MAX_RETRIES" || startswith(k, "FAILURE_CLASS_")]) == 0
+    ])
+    error_message = "only handle-error and the sweeper classify failures"
+  }
+
+  assert {
+    condition = alltrue([for name in ["handle-error", "aggregate", "complete", "sweeper"] :
+      !contains(keys(aws_lambda_function.this[name].environment[0].variables), "RUN_MAX_COST_USD")
+    ])
+    error_message = "only initialize gets RUN_MAX_COST_USD"
   }
 
   assert {
@@ -417,6 +477,68 @@ run "defaults" {
     ]))
     error_message = "no function (nor the state machine or scheduler) is granted access to the rate limits table"
   }
+
+  # --- the breakers table --------------------------------------------------------------
+
+  assert {
+    condition = (
+      aws_dynamodb_table.breakers[0].name == "arc-benchmark-breakers" &&
+      aws_dynamodb_table.breakers[0].hash_key == "config_name" &&
+      aws_dynamodb_table.breakers[0].range_key == null &&
+      [for a in aws_dynamodb_table.breakers[0].attribute : [a.name, a.type]] == [["config_name", "S"]] &&
+      length(aws_dynamodb_table.breakers[0].global_secondary_index) == 0 &&
+      aws_dynamodb_table.breakers[0].billing_mode == "PAY_PER_REQUEST" &&
+      aws_dynamodb_table.breakers[0].point_in_time_recovery[0].enabled &&
+      aws_dynamodb_table.breakers[0].server_side_encryption[0].enabled &&
+      aws_dynamodb_table.breakers[0].deletion_protection_enabled
+    )
+    error_message = "breakers table: <name_prefix>-breakers, hash key config_name only, no GSI, on-demand, PITR, SSE, deletion protection"
+  }
+
+  assert {
+    condition     = output.breakers_table_name == "arc-benchmark-breakers" && output.breakers_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/arc-benchmark-breakers"
+    error_message = "the breakers table outputs"
+  }
+
+  assert {
+    condition = (
+      one([for st in data.aws_iam_policy_document.function["sweeper"].statement : st if st.sid == "BreakersTable"]).resources == toset(["arn:aws:dynamodb:us-east-1:123456789012:table/arc-benchmark-breakers"]) &&
+      one([for st in data.aws_iam_policy_document.function["sweeper"].statement : st if st.sid == "BreakersTable"]).actions == toset(["dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem"])
+    )
+    error_message = "the sweeper may GetItem, Scan and UpdateItem the breakers table, nothing else"
+  }
+
+  assert {
+    condition = alltrue(flatten([for name, doc in data.aws_iam_policy_document.function :
+      [for st in doc.statement : [for r in st.resources : !strcontains(r, "arc-benchmark-breakers")]]
+      if name != "sweeper"
+    ]))
+    error_message = "no function but the sweeper is granted access to the breakers table"
+  }
+
+  # --- the breakers-open alarm -----------------------------------------------------------
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.breakers_open[0].alarm_name == "arc-benchmark-breakers-open" &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].namespace == "ArcBenchmark" &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].metric_name == "BreakersOpen" &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].dimensions == null &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].statistic == "Maximum" &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].period == 900 &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].evaluation_periods == 1 &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].comparison_operator == "GreaterThanOrEqualToThreshold" &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].threshold == 1 &&
+      aws_cloudwatch_metric_alarm.breakers_open[0].treat_missing_data == "notBreaching" &&
+      length(aws_cloudwatch_metric_alarm.breakers_open[0].alarm_actions) == 0
+    )
+    error_message = "the breakers-open alarm: Maximum of BreakersOpen >= 1 over one schedule interval, missing data not breaching"
+  }
+
+  assert {
+    condition     = contains(flatten([for w in jsondecode(aws_cloudwatch_dashboard.this[0].dashboard_body).widgets : [for m in try(w.properties.metrics, []) : try(m[1], "")]]), "BreakersOpen")
+    error_message = "the dashboard shows BreakersOpen"
+  }
 }
 
 run "sandbox_names_and_options" {
@@ -440,6 +562,60 @@ run "sandbox_names_and_options" {
     map_max_concurrency        = 10000
     batch_task_timeout_seconds = 3600
     execution_timeout_seconds  = 86400
+
+    breakers_table_name                  = "arc_breakers_sandbox_teal"
+    sweeper_breaker_min_failures         = 3
+    sweeper_breaker_failure_ratio        = 0.25
+    sweeper_breaker_window_seconds       = 600
+    sweeper_breaker_cooldown_seconds     = 300
+    sweeper_breaker_max_cooldown_seconds = 300
+    sweeper_breaker_probe_tasks          = 1
+    infra_max_retries                    = 0
+    failure_class_infra_exit_codes       = [137, 143]
+    failure_class_infra_patterns         = ["Host EC2 (instance i-0abc) terminated.", "CannotPullContainerError"]
+    failure_class_provider_patterns      = ["429 Too Many Requests", "overloaded_error"]
+    run_max_cost_usd                     = 12.5
+  }
+
+  assert {
+    condition = {
+      for k, v in aws_lambda_function.this["sweeper"].environment[0].variables : k => v
+      if startswith(k, "SWEEPER_BREAKER_") || k == "BREAKERS_TABLE"
+      } == {
+      BREAKERS_TABLE                       = "arc_breakers_sandbox_teal"
+      SWEEPER_BREAKER_MIN_FAILURES         = "3"
+      SWEEPER_BREAKER_FAILURE_RATIO        = "0.25"
+      SWEEPER_BREAKER_WINDOW_SECONDS       = "600"
+      SWEEPER_BREAKER_COOLDOWN_SECONDS     = "300"
+      SWEEPER_BREAKER_MAX_COOLDOWN_SECONDS = "300"
+      SWEEPER_BREAKER_PROBE_TASKS          = "1"
+    }
+    error_message = "breakers_table_name and the breaker settings are rendered (max cooldown may equal the cooldown)"
+  }
+
+  assert {
+    condition = alltrue([for name in ["handle-error", "sweeper"] :
+      aws_lambda_function.this[name].environment[0].variables["INFRA_MAX_RETRIES"] == "0" &&
+      aws_lambda_function.this[name].environment[0].variables["FAILURE_CLASS_INFRA_EXIT_CODES"] == "137,143" &&
+      aws_lambda_function.this[name].environment[0].variables["FAILURE_CLASS_INFRA_PATTERNS"] == "Host EC2 (instance i-0abc) terminated.,CannotPullContainerError" &&
+      aws_lambda_function.this[name].environment[0].variables["FAILURE_CLASS_PROVIDER_PATTERNS"] == "429 Too Many Requests,overloaded_error"
+    ])
+    error_message = "the failure classes are comma-joined into handle-error's and the sweeper's environment"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["initialize"].environment[0].variables["RUN_MAX_COST_USD"] == "12.5"
+    error_message = "RUN_MAX_COST_USD comes from run_max_cost_usd"
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.breakers[0].name == "arc_breakers_sandbox_teal" && output.breakers_table_name == "arc_breakers_sandbox_teal"
+    error_message = "breakers_table_name names the table"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.breakers_open[0].alarm_name == "arc-benchmark-sandbox-teal-breakers-open" && aws_cloudwatch_metric_alarm.breakers_open[0].alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:arc-alerts"])
+    error_message = "the breakers-open alarm is per deployment and notifies the SNS topic"
   }
 
   assert {
@@ -529,6 +705,11 @@ run "sweeper_alarm_period_follows_the_schedule" {
     condition     = aws_cloudwatch_metric_alarm.sweeper_not_running[0].period == 7200 && aws_cloudwatch_metric_alarm.sweeper_not_running[0].evaluation_periods == 2
     error_message = "the period is the rate() interval"
   }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.breakers_open[0].period == 7200 && aws_cloudwatch_metric_alarm.breakers_open[0].evaluation_periods == 1
+    error_message = "the breakers-open alarm evaluates one schedule interval: one sweep's BreakersOpen"
+  }
 }
 
 run "sweeper_alarm_period_of_a_cron_schedule" {
@@ -615,8 +796,20 @@ run "adopting_existing_tables_and_bucket" {
     }
   }
 
+  override_data {
+    target = data.aws_dynamodb_table.breakers
+    values = {
+      name      = "arc_breakers"
+      hash_key  = "config_name"
+      range_key = null
+      arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/arc_breakers"
+    }
+  }
+
   variables {
     create_tables            = false
+    create_breakers_table    = false
+    breakers_table_name      = "arc_breakers"
     create_rate_limits_table = false
     create_results_bucket    = false
     results_bucket_name      = "existing-results"
@@ -624,8 +817,18 @@ run "adopting_existing_tables_and_bucket" {
   }
 
   assert {
-    condition     = length(aws_dynamodb_table.runs) == 0 && length(aws_dynamodb_table.tasks) == 0 && length(aws_dynamodb_table.rate_limits) == 0 && length(aws_s3_bucket.results) == 0
+    condition     = length(aws_dynamodb_table.runs) == 0 && length(aws_dynamodb_table.tasks) == 0 && length(aws_dynamodb_table.breakers) == 0 && length(aws_dynamodb_table.rate_limits) == 0 && length(aws_s3_bucket.results) == 0
     error_message = "adopting creates no table and no bucket"
+  }
+
+  assert {
+    condition = (
+      output.breakers_table_name == "arc_breakers" &&
+      output.breakers_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/arc_breakers" &&
+      aws_lambda_function.this["sweeper"].environment[0].variables["BREAKERS_TABLE"] == "arc_breakers" &&
+      one([for st in data.aws_iam_policy_document.function["sweeper"].statement : st if st.sid == "BreakersTable"]).resources == toset(["arn:aws:dynamodb:us-east-1:123456789012:table/arc_breakers"])
+    )
+    error_message = "the sweeper uses, and is granted, the adopted breakers table"
   }
 
   assert {
@@ -651,12 +854,57 @@ run "adopting_existing_tables_and_bucket" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_dashboard.this) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_errors) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_not_running) == 0
+    condition     = length(aws_cloudwatch_dashboard.this) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_errors) == 0 && length(aws_cloudwatch_metric_alarm.sweeper_not_running) == 0 && length(aws_cloudwatch_metric_alarm.breakers_open) == 0
     error_message = "enable_monitoring = false creates no alarm and no dashboard"
   }
 }
 
+# An installation of the Python handler set has runs and tasks tables but no breakers
+# table: adopting them (create_tables = false) still creates the breakers table.
+run "adopting_python_tables_creates_the_breakers_table" {
+  command   = plan
+  state_key = "adopting_python"
+
+  override_data {
+    target = data.aws_dynamodb_table.runs
+    values = {
+      hash_key               = "run_id"
+      range_key              = null
+      global_secondary_index = [{ name = "config-created-index", hash_key = "config_name", range_key = "created_at", projection_type = "ALL" }]
+    }
+  }
+
+  variables {
+    create_tables = false
+  }
+
+  assert {
+    condition     = length(aws_dynamodb_table.runs) == 0 && length(aws_dynamodb_table.tasks) == 0 && length(aws_dynamodb_table.breakers) == 1 && length(data.aws_dynamodb_table.breakers) == 0
+    error_message = "create_tables = false adopts the runs and tasks tables and still creates the breakers table"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["sweeper"].environment[0].variables["BREAKERS_TABLE"] == "arc-benchmark-breakers"
+    error_message = "the sweeper uses the created breakers table"
+  }
+}
+
 # --- adoption refused --------------------------------------------------------------
+
+run "adopted_breakers_table_with_other_keys_is_refused" {
+  command = plan
+
+  variables {
+    create_breakers_table = false
+  }
+
+  override_data {
+    target = data.aws_dynamodb_table.breakers
+    values = { hash_key = "config_name", range_key = "run_id" }
+  }
+
+  expect_failures = [data.aws_dynamodb_table.breakers]
+}
 
 run "adopted_tasks_table_without_status_index_is_refused" {
   command = plan
@@ -1020,4 +1268,155 @@ run "bad_rate_limits_table_name" {
   }
 
   expect_failures = [var.rate_limits_table_name]
+}
+
+run "bad_breakers_table_name" {
+  command = plan
+
+  variables {
+    breakers_table_name = "a b"
+  }
+
+  expect_failures = [var.breakers_table_name]
+}
+
+run "breaker_failure_ratio_zero" {
+  command = plan
+
+  variables {
+    sweeper_breaker_failure_ratio = 0
+  }
+
+  expect_failures = [var.sweeper_breaker_failure_ratio]
+}
+
+run "breaker_failure_ratio_above_one" {
+  command = plan
+
+  variables {
+    sweeper_breaker_failure_ratio = 1.5
+  }
+
+  expect_failures = [var.sweeper_breaker_failure_ratio]
+}
+
+run "breaker_min_failures_zero" {
+  command = plan
+
+  variables {
+    sweeper_breaker_min_failures = 0
+  }
+
+  expect_failures = [var.sweeper_breaker_min_failures]
+}
+
+run "breaker_window_below_a_minute" {
+  command = plan
+
+  variables {
+    sweeper_breaker_window_seconds = 59
+  }
+
+  expect_failures = [var.sweeper_breaker_window_seconds]
+}
+
+run "breaker_probe_tasks_zero" {
+  command = plan
+
+  variables {
+    sweeper_breaker_probe_tasks = 0
+  }
+
+  expect_failures = [var.sweeper_breaker_probe_tasks]
+}
+
+run "breaker_probe_tasks_above_100" {
+  command = plan
+
+  variables {
+    sweeper_breaker_probe_tasks = 101
+  }
+
+  expect_failures = [var.sweeper_breaker_probe_tasks]
+}
+
+run "breaker_max_cooldown_below_the_cooldown" {
+  command = plan
+
+  variables {
+    sweeper_breaker_cooldown_seconds     = 3600
+    sweeper_breaker_max_cooldown_seconds = 1800
+  }
+
+  expect_failures = [var.sweeper_breaker_max_cooldown_seconds]
+}
+
+run "breaker_max_cooldown_above_a_week" {
+  command = plan
+
+  variables {
+    sweeper_breaker_max_cooldown_seconds = 604801
+  }
+
+  expect_failures = [var.sweeper_breaker_max_cooldown_seconds]
+}
+
+run "infra_max_retries_negative" {
+  command = plan
+
+  variables {
+    infra_max_retries = -1
+  }
+
+  expect_failures = [var.infra_max_retries]
+}
+
+run "infra_exit_code_not_whole" {
+  command = plan
+
+  variables {
+    failure_class_infra_exit_codes = [1.5]
+  }
+
+  expect_failures = [var.failure_class_infra_exit_codes]
+}
+
+run "infra_pattern_with_a_comma" {
+  command = plan
+
+  variables {
+    failure_class_infra_patterns = ["Host EC2, terminated"]
+  }
+
+  expect_failures = [var.failure_class_infra_patterns]
+}
+
+run "provider_pattern_with_a_comma" {
+  command = plan
+
+  variables {
+    failure_class_provider_patterns = ["rate limit,429"]
+  }
+
+  expect_failures = [var.failure_class_provider_patterns]
+}
+
+run "provider_pattern_empty" {
+  command = plan
+
+  variables {
+    failure_class_provider_patterns = [""]
+  }
+
+  expect_failures = [var.failure_class_provider_patterns]
+}
+
+run "run_max_cost_zero" {
+  command = plan
+
+  variables {
+    run_max_cost_usd = 0
+  }
+
+  expect_failures = [var.run_max_cost_usd]
 }

@@ -207,10 +207,15 @@ pub async fn sdk_config_with_attempts(endpoint: &str, attempts: u32) -> aws_conf
 }
 
 /// A test world (own tables and bucket) on `endpoint`, whose clients make `attempts` attempts
-/// per request ([`sdk_config_with_attempts`]).
+/// per request ([`sdk_config_with_attempts`]). Its failures all count (`INFRA_MAX_RETRIES` 0
+/// unless `overrides` say otherwise): these scenarios check that each failure counts exactly
+/// once, whatever its class; sparing infrastructure failures is checked on its own (the
+/// sweeper suite, arc-local's ledger).
 pub async fn env_at(endpoint: &str, attempts: u32, overrides: &[(&str, &str)]) -> TestEnv {
     let conf = sdk_config_with_attempts(endpoint, attempts).await;
-    TestEnv::create(endpoint, &conf, overrides, false).await
+    let mut all = vec![("INFRA_MAX_RETRIES", "0")];
+    all.extend_from_slice(overrides);
+    TestEnv::create(endpoint, &conf, &all, false).await
 }
 
 /// The strings that select this world's requests (its tables, bucket and `extra` names).

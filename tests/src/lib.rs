@@ -126,6 +126,7 @@ impl TestEnv {
             ("RUNS_TABLE".to_owned(), format!("runs_{suffix}")),
             ("TASKS_TABLE".to_owned(), format!("tasks_{suffix}")),
             ("S3_BUCKET".to_owned(), bucket.clone()),
+            ("BREAKERS_TABLE".to_owned(), format!("breakers_{suffix}")),
         ]);
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
@@ -141,6 +142,7 @@ impl TestEnv {
                 .await
                 .expect("create tables");
         }
+        schema::create_breakers_table(&clients.dynamodb, &config.breakers_table).await.expect("create breakers table");
         schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
         Self { endpoint: endpoint.to_owned(), clients, config, bucket }
     }
@@ -182,7 +184,9 @@ impl TestEnv {
             ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
             ("RUNS_TABLE".to_owned(), self.config.runs_table.clone()),
             ("TASKS_TABLE".to_owned(), self.config.tasks_table.clone()),
+            ("BREAKERS_TABLE".to_owned(), self.config.breakers_table.clone()),
             ("MAX_RETRIES".to_owned(), self.config.max_retries.to_string()),
+            ("INFRA_MAX_RETRIES".to_owned(), self.config.infra_max_retries.to_string()),
         ];
         if let Some(b) = &self.config.s3_bucket {
             v.push(("S3_BUCKET".to_owned(), b.clone()));

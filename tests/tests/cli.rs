@@ -290,6 +290,35 @@ async fn bad_arguments_exit_2_and_unknown_runs_exit_3() {
 }
 
 #[tokio::test]
+async fn arc_local_outage_shows_the_breaker_opening_probing_and_closing_in_one_run() {
+    let endpoint = arc_integration_tests::moto_endpoint();
+    let env = vec![("AWS_ENDPOINT_URL".to_owned(), endpoint)];
+    let out = run(
+        "arc-local",
+        &env,
+        &["--tasks", "30", "--seed", "11", "--failure-rate", "0", "--outage", "3", "--max-rounds", "20"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    // Printed per round, in this order: opened, half-opened (probe fails: the provider is
+    // still down), re-opened, half-opened again (the provider is back), closed.
+    let at = |needle: &str, from: usize| {
+        out.stdout[from..]
+            .find(needle)
+            .map(|i| i + from)
+            .unwrap_or_else(|| panic!("{needle:?} after {from}: {}", out.stdout))
+    };
+    let opened = at("(opened now)", 0);
+    let half = at("(half_opened now)", opened);
+    let reopened = at("(reopened now)", half);
+    let half2 = at("(half_opened now)", reopened);
+    let closed = at("(closed now)", half2);
+    assert!(out.stdout[opened..].contains("30 of 30 tasks that ended in the last 1800 s failed for the provider"));
+    assert!(closed > half2);
+    let last = out.stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("accounting OK: 30 tasks = 30 completed + 0 failed permanently"), "{}", out.stdout);
+}
+
+#[tokio::test]
 async fn arc_local_runs_a_small_lifecycle_to_matching_totals() {
     // Against this test process's emulator; the lifecycle makes its own tables and bucket.
     let endpoint = arc_integration_tests::moto_endpoint();

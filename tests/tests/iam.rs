@@ -66,6 +66,8 @@ fn table_class(text: &str) -> Option<&'static str> {
         Some("runs_table")
     } else if text.contains("&tables.tasks") || text.contains("&self.tasks") {
         Some("tasks_table")
+    } else if text.contains("&self.breakers") {
+        Some("breakers_table")
     } else {
         None
     }

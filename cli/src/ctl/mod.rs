@@ -2,6 +2,7 @@
 //! (a bad argument exits 2 before anything is read); each command then reads or sweeps and
 //! prints a table for people or JSON (`--json`) for scripts.
 
+pub mod breakers;
 pub mod cancel;
 pub mod doctor;
 pub mod migrate;
@@ -54,6 +55,31 @@ pub enum Command {
     /// Bring the tables of a Python-set deployment to what this product needs.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// The sweeper's per-config circuit breakers: state, since when, until when, why, by whom.
+    Breakers,
+    /// Open or close one config's circuit breaker by hand (recorded with who and why).
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// Hold back every retry of CONFIG until it is closed by hand (no automatic half-open).
+    Open {
+        #[arg(value_name = "CONFIG", value_parser = parse_config)]
+        config: ConfigName,
+        /// Why (kept on the breaker).
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: String,
+    },
+    /// Let CONFIG's retries run again; failures before now no longer count toward opening it.
+    Close {
+        #[arg(value_name = "CONFIG", value_parser = parse_config)]
+        config: ConfigName,
+        /// Why (kept on the breaker).
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +211,10 @@ pub struct StartArgs {
     /// With --wait: seconds between two refreshes.
     #[arg(long, value_name = "SECS", default_value_t = 5, requires = "wait", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub interval: u64,
+    /// The run's budget in US dollars: the sweeper never starts a retry that would take the
+    /// run past it (default: the deployment's RUN_MAX_COST_USD, else no limit).
+    #[arg(long, value_name = "USD", value_parser = parse_budget)]
+    pub max_cost_usd: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +237,9 @@ pub struct SweepArgs {
     /// Invoke the deployed sweeper Lambda with the same request instead of sweeping here.
     #[arg(long, value_name = "FUNCTION_NAME")]
     pub invoke: Option<String>,
+    /// Retry --run-id even while its config's circuit breaker is open.
+    #[arg(long, requires = "run_id")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -222,11 +255,22 @@ pub struct RetryArgs {
     /// Invoke the deployed sweeper Lambda instead of sweeping here.
     #[arg(long, value_name = "FUNCTION_NAME")]
     pub invoke: Option<String>,
+    /// Retry even while the run's config's circuit breaker is open.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A config name (both binaries' `--config`).
 pub(crate) fn parse_config(s: &str) -> Result<ConfigName, String> {
     ConfigName::parse(s).map_err(|e| e.0)
+}
+
+/// A budget: a positive number of US dollars.
+fn parse_budget(s: &str) -> Result<rust_decimal::Decimal, String> {
+    match arc_shared::records::parse_decimal(s) {
+        Some(d) if d > rust_decimal::Decimal::ZERO => Ok(d),
+        _ => Err(format!("{s:?} is not a positive number of US dollars")),
+    }
 }
 
 fn parse_run_id(s: &str) -> Result<RunId, String> {
@@ -307,6 +351,10 @@ impl Ctx {
     pub fn tables(&self) -> Tables {
         Tables::new(self.clients.dynamodb.clone(), &self.config.runs_table, &self.config.tasks_table)
     }
+
+    pub fn breakers(&self) -> arc_shared::store::breakers::Breakers {
+        arc_shared::store::breakers::Breakers::new(self.clients.dynamodb.clone(), &self.config.breakers_table)
+    }
 }
 
 /// Runs one parsed command; what it prints goes to stdout, warnings to stderr.
@@ -325,6 +373,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 commit_sha: a.commit_sha,
                 state_machine_arn: a.state_machine_arn,
                 name: a.name,
+                max_cost_usd: a.max_cost_usd,
                 wait: a.wait,
                 interval: std::time::Duration::from_secs(a.interval),
             };
@@ -348,6 +397,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 run_id: args.run_id,
                 task_ids: args.task_ids,
                 max_tasks: args.max_tasks,
+                force: args.force,
             };
             sweep::sweep(&ctx, req, args.invoke.as_deref()).await
         }
@@ -358,6 +408,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 run_id: Some(args.run_id),
                 task_ids: args.task_ids,
                 max_tasks: None,
+                force: args.force,
             };
             sweep::sweep(&ctx, req, args.invoke.as_deref()).await
         }
@@ -384,6 +435,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate(MigrateCommand::BackfillRuns { dry_run, start_after }) => {
             migrate::backfill_runs(&ctx, &migrate::BackfillOptions { dry_run, start_after }).await
+        }
+        Command::Breakers => breakers::list(&ctx).await,
+        Command::Breaker(BreakerCommand::Open { config, reason }) => breakers::set(&ctx, &config, true, &reason).await,
+        Command::Breaker(BreakerCommand::Close { config, reason }) => {
+            breakers::set(&ctx, &config, false, &reason).await
         }
     }
 }
@@ -424,6 +480,12 @@ mod tests {
             vec!["arcctl", "runs", "cancel", "run-a", "--reason", ""],
             vec!["arcctl", "runs", "resume", "run/a"],
             vec!["arcctl", "runs", "report", "run-a", "--status", "NOT A STATUS"],
+            vec!["arcctl", "sweep", "--force"],
+            vec!["arcctl", "breaker", "open", "cfg"],
+            vec!["arcctl", "breaker", "close", "bad config", "--reason", "x"],
+            vec!["arcctl", "breaker", "half-open", "cfg", "--reason", "x"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--max-cost-usd", "-3"],
+            vec!["arcctl", "runs", "start", "--config", "c", "--task-id", "t1", "--max-cost-usd", "lots"],
         ] {
             let e = Cli::try_parse_from(&args).expect_err(&args.join(" "));
             assert_eq!(e.exit_code(), 2, "{}", args.join(" "));

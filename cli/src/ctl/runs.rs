@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::exit::{emit, CliError};
 use crate::table::Table;
 use crate::view;
+use arc_shared::budget::Budget;
 use arc_shared::ids::{ConfigName, RunId};
 use arc_shared::json::decimal_to_json;
 use arc_shared::records::{Item, RunRecord};
@@ -96,9 +97,14 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
         .collect();
     failed.sort_by(|a, b| a.task_id.cmp(&b.task_id));
 
+    // The budget as Aggregate reports it: spend is the tasks' exact sum.
+    let retryable = counts.get(TaskStatus::Failed.as_str()).copied().unwrap_or(0);
+    let completed = counts.get(TaskStatus::Completed.as_str()).copied().unwrap_or(0);
+    let budget = run.max_cost_usd.map(|max| Budget::of(max, tasks_cost, completed, retryable));
     if ctx.json {
         let out = json!({
             "run": view::run_json(&run),
+            "budget": budget,
             "status_counts": counts,
             "tasks": tasks.len(),
             "correct_tasks": correct,
@@ -130,6 +136,24 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
         format!("{} (tasks sum {})", view::money(run.total_cost_usd), view::money(Some(tasks_cost))),
     ]);
     head.row(["accuracy".to_owned(), format!("{} ({correct} correct)", view::percent(run.accuracy))]);
+    if let Some(b) = &budget {
+        let projected = b
+            .projected_retry_cost_usd
+            .map_or_else(|| "unknown (no task completed yet)".to_owned(), |p| view::money(Some(p)));
+        let mut line = format!(
+            "{} spent of {}; retrying the {} FAILED task(s) ≈ {projected}",
+            view::money(Some(b.spent_usd)),
+            view::money(Some(b.max_cost_usd)),
+            b.retryable_tasks
+        );
+        if b.over_budget_tasks > 0 {
+            line.push_str(&format!("; {} fit, {} NOT retried: over budget", b.fit_tasks, b.over_budget_tasks));
+        }
+        head.row(["budget".to_owned(), line]);
+    }
+    if let (Some(n), Some(at)) = (run.over_budget_tasks.filter(|n| *n > 0), &run.over_budget_at) {
+        head.row(["retries stopped".to_owned(), format!("{n} task(s) left FAILED for the budget (sweep at {at})")]);
+    }
     let report = match (&ctx.config.s3_bucket, &run.results_s3_key) {
         (Some(bucket), Some(key)) => format!("s3://{bucket}/{key}"),
         (None, Some(key)) => key.clone(),
@@ -139,7 +163,7 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
     emit(&format!("{}\n", head.render()));
     emit(&view::status_table(&counts).render());
     if !failed.is_empty() {
-        let mut t = Table::new(["FAILED TASK", "STATUS", "RETRIES", "NEXT RETRY", "LAST ERROR"]);
+        let mut t = Table::new(["FAILED TASK", "STATUS", "RETRIES", "NEXT RETRY", "CLASS", "LAST ERROR"]);
         for task in &failed {
             let next = match task.status {
                 TaskStatus::Failed => task.next_retry_at.clone().unwrap_or_else(|| "-".to_owned()),
@@ -151,6 +175,7 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
                 task.status.as_str().to_owned(),
                 task.retry_count.to_string(),
                 next,
+                task.failure_class.clone().unwrap_or_else(|| "-".to_owned()),
                 view::error_summary(task),
             ]);
         }

@@ -42,6 +42,9 @@ pub struct StartRequest {
     pub commit_sha: Option<String>,
     pub state_machine_arn: Option<String>,
     pub name: Option<String>,
+    /// The run's budget in US dollars (`max_cost_usd`; default: the deployment's
+    /// RUN_MAX_COST_USD, else none).
+    pub max_cost_usd: Option<rust_decimal::Decimal>,
     /// Follow the run like `arcctl runs watch` once started.
     pub wait: bool,
     pub interval: Duration,
@@ -85,6 +88,9 @@ pub fn logical_input(fields: &NewRunFields, req: &StartRequest) -> Value {
     }
     if req.commit_sha.is_some() {
         m.insert("commit_sha".into(), json!(fields.commit_sha));
+    }
+    if let Some(max) = req.max_cost_usd {
+        m.insert("max_cost_usd".into(), arc_shared::json::decimal_to_json(max));
     }
     Value::Object(m)
 }

@@ -19,6 +19,8 @@ pub struct Request {
     pub run_id: Option<RunId>,
     pub task_ids: Vec<TaskId>,
     pub max_tasks: Option<u64>,
+    /// Past an open breaker of the run's config (needs `run_id`).
+    pub force: bool,
 }
 
 impl Request {
@@ -37,6 +39,7 @@ impl Request {
                 ids
             }),
             max_tasks: self.max_tasks,
+            force: self.force.then_some(true),
         }
     }
 }
@@ -79,6 +82,7 @@ async fn sweep_here(ctx: &Ctx, request: SweepManualRequest) -> Result<SweepSumma
     })?;
     let deps = SweepDeps {
         tables: ctx.tables(),
+        breakers: ctx.breakers(),
         sfn: ctx.clients.sfn.clone(),
         cloudwatch: ctx.clients.cloudwatch.clone(),
         clock: Arc::new(SystemClock),
@@ -211,6 +215,7 @@ mod tests {
             run_id: Some(RunId::parse("run-a").unwrap()),
             task_ids: vec![TaskId::parse("t1").unwrap()],
             max_tasks: Some(5),
+            force: false,
         };
         let v = serde_json::to_value(req.manual()).unwrap();
         assert_eq!(

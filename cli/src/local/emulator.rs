@@ -82,6 +82,7 @@ impl Emulator {
 pub struct Resources {
     pub runs_table: String,
     pub tasks_table: String,
+    pub breakers_table: String,
     pub bucket: String,
     pub state_machine_name: String,
     pub state_machine_arn: String,
@@ -93,6 +94,7 @@ impl Resources {
         Self {
             runs_table: format!("arc_local_runs_{suffix}"),
             tasks_table: format!("arc_local_tasks_{suffix}"),
+            breakers_table: format!("arc_local_breakers_{suffix}"),
             bucket: format!("arc-local-results-{suffix}"),
             state_machine_name: format!("arc-local-{suffix}"),
             state_machine_arn: state_machine_arn.to_owned(),
@@ -102,9 +104,11 @@ impl Resources {
 
 /// Creates the tables, the bucket and the state machine.
 pub async fn create_resources(clients: &Clients, suffix: &str) -> Result<Resources, CliError> {
-    let Resources { runs_table, tasks_table, bucket, state_machine_name, .. } = Resources::named(suffix, "");
+    let Resources { runs_table, tasks_table, breakers_table, bucket, state_machine_name, .. } =
+        Resources::named(suffix, "");
     schema::create_tables(&clients.dynamodb, &runs_table, &tasks_table).await?;
+    schema::create_breakers_table(&clients.dynamodb, &breakers_table).await?;
     schema::create_bucket(&clients.s3, &bucket).await?;
     let state_machine_arn = schema::create_stand_in_state_machine(&clients.sfn, &state_machine_name).await?;
-    Ok(Resources { runs_table, tasks_table, bucket, state_machine_name, state_machine_arn })
+    Ok(Resources { runs_table, tasks_table, breakers_table, bucket, state_machine_name, state_machine_arn })
 }

@@ -59,6 +59,8 @@ pub struct ExecutionReport {
     pub worker_recorded: u64,
     /// Container attempts that failed in all.
     pub failed_attempts: u64,
+    /// Failed jobs whose infrastructure failure did not count against the task's retries.
+    pub spared: u64,
     /// Complete's final run status.
     pub run_status: String,
 }
@@ -75,6 +77,8 @@ pub struct Runner {
     completed_twice: Mutex<Vec<String>>,
     /// Failed attempts per task (each counts once in its `retry_count`).
     failures: Mutex<BTreeMap<String, u32>>,
+    /// Infrastructure failures spared per task (`INFRA_MAX_RETRIES` bounds them).
+    spared: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Runner {
@@ -94,6 +98,7 @@ impl Runner {
             ledger: Mutex::new(BTreeMap::new()),
             completed_twice: Mutex::new(Vec::new()),
             failures: Mutex::new(BTreeMap::new()),
+            spared: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -107,6 +112,21 @@ impl Runner {
 
     pub fn failures(&self) -> BTreeMap<String, u32> {
         self.failures.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Whether the job's infrastructure failure is spared from the task's `retry_count`: the
+    /// task had infrastructure retries left (the ledger's own count, not the table's).
+    fn spare(&self, task_id: &str) -> bool {
+        let cap = self.env.config.infra_max_retries;
+        match self.spared.lock() {
+            Ok(mut s) => {
+                let n = s.entry(task_id.to_owned()).or_default();
+                let spare = *n < cap;
+                *n += u32::from(spare);
+                spare
+            }
+            Err(_) => false,
+        }
     }
 
     fn record_failures(&self, task_id: String, n: u32) {
@@ -158,7 +178,10 @@ impl Runner {
                 report.failed_permanent += u64::from(o.permanent);
                 report.redelivered += u64::from(o.deliveries > 1);
             }
-            self.record_failures(task_id.clone(), o.failed_attempts + u32::from(o.failed_unclaimed));
+            let spared = o.infra_final && self.spare(&task_id);
+            report.spared += u64::from(spared);
+            let counted = (o.failed_attempts + u32::from(o.failed_unclaimed)).saturating_sub(u32::from(spared));
+            self.record_failures(task_id.clone(), counted);
             if let Some(cost) = o.completed {
                 report.completed += 1;
                 self.record(task_id, cost);

@@ -71,6 +71,14 @@ pub struct Options {
     /// Simulated Batch jobs running at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,
+    /// Simulate a provider outage: every attempt of the executions of the first ROUNDS rounds
+    /// fails with a rate-limit error. Rounds then advance the clock by 70% of
+    /// SWEEPER_BREAKER_WINDOW_SECONDS (not past the longest backoff) while the outage lasts or
+    /// the config's circuit breaker is open, so each round's sweep shows the breaker opening,
+    /// probing, re-opening and closing. MAX_RETRIES defaults to 12 here (the worker counts each
+    /// of a job's three attempts).
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub outage: u32,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -84,7 +92,10 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 pub async fn run(opts: Options) -> Result<(), CliError> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     // A malformed MAX_RETRIES & co. fails here, before anything is started.
-    local_config(&Resources::named(&suffix, "arn:aws:states:us-east-1:123456789012:stateMachine:check"))?;
+    local_config(
+        &Resources::named(&suffix, "arn:aws:states:us-east-1:123456789012:stateMachine:check"),
+        opts.outage > 0,
+    )?;
     let emu = Emulator::start_or_attach(&suffix)?;
     let mut resources = None;
     let mut run_id = None;
@@ -126,8 +137,8 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
 pub fn operate_commands(endpoint: &str, r: &Resources, run_id: Option<&str>, config: &str) -> String {
     let mut out = format!(
         "  operate: export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-         AWS_REGION=us-east-1 RUNS_TABLE={} TASKS_TABLE={} S3_BUCKET={} STATE_MACHINE_ARN={}",
-        r.runs_table, r.tasks_table, r.bucket, r.state_machine_arn
+         AWS_REGION=us-east-1 RUNS_TABLE={} TASKS_TABLE={} BREAKERS_TABLE={} S3_BUCKET={} STATE_MACHINE_ARN={}",
+        r.runs_table, r.tasks_table, r.breakers_table, r.bucket, r.state_machine_arn
     );
     if let Some(run) = run_id {
         for cmd in [
@@ -136,6 +147,7 @@ pub fn operate_commands(endpoint: &str, r: &Resources, run_id: Option<&str>, con
             format!("arcctl runs watch {run}"),
             format!("arcctl runs cancel {run} --reason \"try it\""),
             format!("arcctl runs resume {run}"),
+            "arcctl breakers".to_owned(),
         ] {
             out.push_str(&format!("\n           {cmd}"));
         }
@@ -162,20 +174,43 @@ async fn lifecycle(
     })?;
     *resources = Some(res.clone());
 
-    let config = local_config(&res)?;
+    let config = local_config(&res, opts.outage > 0)?;
     let clock = Arc::new(CompressedClock::new());
     let env = Arc::new(Env { config: config.clone(), clients: clients.clone(), clock: clock.clone() });
     let deps = SweepDeps::from_env(&env)?;
-    let sim = WorkerSim { seed, failure_rate: opts.failure_rate, accuracy: 0.6, redeliver_rate: 0.1 };
+    let sim = WorkerSim {
+        seed,
+        failure_rate: opts.failure_rate,
+        accuracy: 0.6,
+        redeliver_rate: 0.1,
+        provider_down_rounds: opts.outage,
+    };
     let runner = Runner::new(env.clone(), sim, opts.concurrency as usize);
     let jump = chrono::Duration::from_std(config.backoff.max_delay).unwrap_or(chrono::Duration::hours(6))
         + chrono::Duration::minutes(1);
+    // During an outage (or while the breaker is open) a round is short enough that the last
+    // round's failures are still in the breaker's window.
+    let short_jump =
+        chrono::Duration::from_std(config.breaker.window.mul_f64(0.7)).unwrap_or(chrono::Duration::minutes(21));
 
     emit(&format!(
         "arc-local: {} tasks, failure rate {}, seed {seed}, config {}, MAX_RETRIES {}\n\
          emulator {} (the local runner stands in for Step Functions and Batch)",
         opts.tasks, opts.failure_rate, opts.config, config.max_retries, emu.endpoint
     ));
+    if opts.outage > 0 {
+        emit(&format!(
+            "outage: the provider is down for the executions of rounds 0-{}; breaker: {} provider failures at >= {:.0}% \
+             of the tasks ended in {} s open it, cool-down {} s (x2 per re-open, up to {} s), {} probe task(s)",
+            opts.outage - 1,
+            config.breaker.min_failures,
+            config.breaker.failure_ratio * 100.0,
+            config.breaker.window.as_secs(),
+            config.breaker.cooldown.as_secs(),
+            config.breaker.max_cooldown.as_secs(),
+            config.breaker.probe_tasks
+        ));
+    }
 
     // Round 0: the run's own execution.
     let task_ids = task_ids(seed, opts.tasks);
@@ -209,11 +244,13 @@ async fn lifecycle(
             )));
         }
         round += 1;
-        clock.jump(jump);
+        let tripped = call_handler(|| deps.breakers.get_breaker(opts.config.as_str())).await?.state.is_tripped();
+        clock.jump(if round <= opts.outage || tripped { short_jump } else { jump });
         let summary = call_handler(|| Box::pin(arc_sweeper::sweep(&deps, SweepRequest::scheduled()))).await?;
         emit(&format!(
-            "\nround {round}: clock +{}h, sweep at {}: {} FAILED scanned, {} due, {} re-queued, {} execution(s) started",
+            "\nround {round}: clock +{}h{:02}m, sweep at {}: {} FAILED scanned, {} due, {} re-queued, {} execution(s) started",
             clock.offset().num_minutes() / 60,
+            clock.offset().num_minutes() % 60,
             summary.swept_at,
             summary.scanned,
             summary.due,
@@ -222,6 +259,26 @@ async fn lifecycle(
         ));
         for e in &summary.errors {
             eprintln!("warning: sweep error on {:?}: {} {}", e.run_id, e.error_type, e.message);
+        }
+        for b in &summary.breakers {
+            emit(&format!(
+                "  breaker {}: {}{} - {}{}; {} due task(s) held back{}",
+                b.config_name,
+                b.state,
+                b.transition.as_deref().map(|t| format!(" ({t} now)")).unwrap_or_default(),
+                b.reason,
+                b.half_open_at
+                    .as_deref()
+                    .filter(|_| b.state == "open")
+                    .map(|t| format!("; half-opens at {t}"))
+                    .unwrap_or_default(),
+                b.deferred_tasks,
+                if b.probe_tasks > 0 && b.state == "half_open" {
+                    format!(", {} probe task(s)", b.probe_tasks)
+                } else {
+                    String::new()
+                },
+            ));
         }
         let mut reports = Vec::new();
         for (arn, input) in new_executions(&clients, &res, &processed).await? {
@@ -259,13 +316,17 @@ async fn lifecycle(
 
 /// The Lambdas' configuration for `res`: the resource names are ours, everything else
 /// (MAX_RETRIES, SWEEPER_*, NON_RETRYABLE_ERRORS…) comes from the environment.
-fn local_config(res: &Resources) -> Result<Config, CliError> {
-    let overrides: HashMap<&str, String> = HashMap::from([
+fn local_config(res: &Resources, outage: bool) -> Result<Config, CliError> {
+    let mut overrides: HashMap<&str, String> = HashMap::from([
         ("RUNS_TABLE", res.runs_table.clone()),
         ("TASKS_TABLE", res.tasks_table.clone()),
+        ("BREAKERS_TABLE", res.breakers_table.clone()),
         ("S3_BUCKET", res.bucket.clone()),
         ("STATE_MACHINE_ARN", res.state_machine_arn.clone()),
     ]);
+    if outage && std::env::var("MAX_RETRIES").is_err() {
+        overrides.insert("MAX_RETRIES", "12".to_owned());
+    }
     Ok(Config::from_lookup(|k| overrides.get(k).cloned().or_else(|| std::env::var(k).ok()))?)
 }
 
@@ -358,6 +419,9 @@ fn failure_notes(r: &ExecutionReport) -> String {
     if r.redelivered > 0 {
         notes.push(format!("{} delivered twice", r.redelivered));
     }
+    if r.spared > 0 {
+        notes.push(format!("{} infrastructure failure(s) not charged to the task", r.spared));
+    }
     if notes.is_empty() {
         String::new()
     } else {
@@ -404,9 +468,14 @@ mod tests {
         let text = operate_commands("http://127.0.0.1:5000", &r, Some("run-x"), "local-sim");
         assert!(text.contains("export AWS_ENDPOINT_URL=http://127.0.0.1:5000 "), "{text}");
         assert!(text.contains(&format!("STATE_MACHINE_ARN={}", r.state_machine_arn)), "{text}");
-        for cmd in
-            ["runs show run-x", "runs report run-x --csv", "runs watch run-x", "runs cancel run-x", "runs resume run-x"]
-        {
+        for cmd in [
+            "runs show run-x",
+            "runs report run-x --csv",
+            "runs watch run-x",
+            "runs cancel run-x",
+            "runs resume run-x",
+            "arcctl breakers",
+        ] {
             assert!(text.contains(cmd), "{cmd}: {text}");
         }
         assert!(text.contains("arcctl runs start --config local-sim"), "{text}");

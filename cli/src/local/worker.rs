@@ -33,6 +33,11 @@ pub struct JobOutcome {
     pub permanent: bool,
     /// The first attempt found the task already claimed and exited 0.
     pub not_claimed: bool,
+    /// The job's one counted failure is the infrastructure's: the job failed on a spot reclaim
+    /// or an attempt that never started, unrecorded by the worker (handle-error), or it ended
+    /// well with its task left claimed by a killed attempt (Aggregate). Spared from
+    /// `retry_count` while the task has infrastructure retries left.
+    pub infra_final: bool,
 }
 
 /// The knobs of the simulation.
@@ -46,7 +51,14 @@ pub struct WorkerSim {
     /// Of the failed jobs, the share delivered to handle-error twice (Step Functions delivers
     /// at least once); each must still be counted once.
     pub redeliver_rate: f64,
+    /// The model provider is down for the executions of rounds below this: every attempt
+    /// fails with a rate-limit error (`arc-local --outage`).
+    pub provider_down_rounds: u32,
 }
+
+/// What the worker raises while the provider is down.
+pub const OUTAGE_ERROR: &str =
+    "RateLimitError: Error code: 429 - {'error': {'message': 'Rate limit reached', 'type': 'requests'}}";
 
 /// The ways an attempt fails, by weight: the task raises (the worker records it, exit 1, Batch
 /// retries), OOM (137, no retry), a spot reclaim (143, "Host EC2 … terminated", Batch
@@ -78,7 +90,9 @@ pub async fn run_job(
     let mut rng = prng::stream(sim.seed, &format!("{task_id}/{round}"));
     let plan: Vec<Behaviour> = (0..BATCH_ATTEMPTS)
         .map(|_| {
-            if chance(&mut rng, sim.failure_rate) {
+            if round < sim.provider_down_rounds {
+                Behaviour::Fail { message: OUTAGE_ERROR.to_owned() }
+            } else if chance(&mut rng, sim.failure_rate) {
                 failure(&mut rng)
             } else {
                 Behaviour::Complete(Completion {
@@ -125,7 +139,16 @@ fn outcome_of(job: &Job, plan: &[Behaviour]) -> JobOutcome {
         _ => None,
     });
     let any_claim = job.attempts.iter().any(|a| a.claimed);
+    let last = job.attempts.len().checked_sub(1).and_then(|i| plan.get(i).or(plan.last()));
+    let infra_last = matches!(last, Some(Behaviour::Killed { exit_code: 143, .. } | Behaviour::NotStarted { .. }));
+    let last_claim = job.attempts.iter().rev().find(|a| a.claimed);
+    let last_claim_recorded = last_claim.is_some_and(|a| a.recorded_failure);
+    // A job that ended well with its task still claimed: the claiming attempt was killed and
+    // Batch ran the job again (a spot reclaim); Aggregate settles it as infrastructure.
+    let left_claimed =
+        job.succeeded && completed.is_none() && last_claim.is_some_and(|a| !a.recorded_failure && !a.wrote_completed);
     JobOutcome {
+        infra_final: (!job.succeeded && infra_last && !last_claim_recorded) || left_claimed,
         failed_attempts: claimed_failures as u32,
         failed_unclaimed: !job.succeeded && !any_claim,
         completed,

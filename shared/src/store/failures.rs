@@ -5,6 +5,7 @@
 //! the run's counter moves exactly when the task does.
 
 use super::{Tables, UpdateExpr};
+use crate::class::FailureClass;
 use crate::error::{ArcError, Result};
 use crate::failure::{BatchCause, Settled};
 use crate::records::{n, s};
@@ -42,6 +43,10 @@ pub struct FailureWrite<'a> {
     /// The worker's claim whose record this write takes as the delivered job's failure
     /// (`attributed_claim`).
     pub attributed_claim: Option<&'a str>,
+    /// Whose fault it was (`failure_class`).
+    pub class: FailureClass,
+    /// `infra_failures` to write when this failure was spared from `retry_count`.
+    pub infra_failures: Option<u32>,
 }
 
 /// What the write is conditional on: the task as it was read.
@@ -73,6 +78,8 @@ impl FailureWrite<'_> {
             .set("updated_at", s(self.now))
             .set_opt("worker_recorded_claim", self.seen_workers_claim.map(s))
             .set_opt("attributed_claim", self.attributed_claim.map(s))
+            .set("failure_class", s(self.class.as_str()))
+            .set_opt("infra_failures", self.infra_failures.map(n))
             .set_opt("last_failed_job_id", b.and_then(|b| b.job_id.as_deref()).map(s))
             .set_opt("last_failure_key", self.failure_key.map(s))
             .set_opt("last_error_status_reason", b.and_then(|b| b.status_reason.as_deref()).map(s))
@@ -111,10 +118,7 @@ impl Tables {
     #[allow(clippy::too_many_arguments)]
     async fn settle_task(
         &self,
-        run_id: &str,
-        task_id: &str,
-        seen: &TaskStatus,
-        seen_retry_count: u32,
+        t: &crate::records::TaskRecord,
         settled: Settled,
         (error_type, cause): (&str, &str),
         next_retry_at: Option<&str>,
@@ -129,14 +133,24 @@ impl Tables {
             .set("last_error_cause", s(cause))
             .set("last_error_at", s(now))
             .set("updated_at", s(now))
+            .set(
+                "failure_class",
+                s(if settled.spared { FailureClass::Infrastructure } else { FailureClass::Task }.as_str()),
+            )
             .exists("run_id")
-            .expect_eq_or_missing("status", seen_status(seen))
-            .expect_count("retry_count", u64::from(seen_retry_count));
+            .expect_eq_or_missing("status", seen_status(&t.status))
+            .expect_count("retry_count", u64::from(t.retry_count));
+        let u = if settled.spared {
+            u.set("infra_failures", n(t.infra_failures().saturating_add(1)))
+                .expect_count("infra_failures", u64::from(t.infra_failures()))
+        } else {
+            u
+        };
         let u = match next_retry_at {
-            Some(t) => u.set("next_retry_at", s(t)),
+            Some(at) => u.set("next_retry_at", s(at)),
             None => u.remove("next_retry_at"),
         };
-        self.write_task_counting_run(run_id, task_id, u, settled.permanent, now).await
+        self.write_task_counting_run(&t.run_id, &t.task_id, u, settled.permanent, now).await
     }
 
     /// A FAILED task whose `retry_count` already reached MAX_RETRIES (written by a worker with
@@ -222,6 +236,9 @@ pub struct SettlePolicy<'a> {
     /// Its `last_error_cause` (e.g. `ExecutionEnded: ABORTED`).
     pub cause: &'a str,
     pub now: chrono::DateTime<chrono::Utc>,
+    /// `INFRA_MAX_RETRIES` when a claimed task left in flight by a job that ended well is an
+    /// infrastructure failure (Aggregate and Complete, after the Map); `None`: always counted.
+    pub infra_cap: Option<u32>,
 }
 
 /// One in-flight task settled (or left alone because it changed meanwhile).
@@ -252,6 +269,16 @@ impl Tables {
         let now_s = crate::time::format_ts(policy.now);
         stream::iter(tasks.iter().filter_map(|t| {
             crate::failure::settle_in_flight(&t.status, t.retry_count, policy.max_retries, policy.job_ran)
+                .map(|settled| match policy.infra_cap {
+                    Some(cap) => crate::failure::spare_left_claimed(
+                        settled,
+                        &t.status,
+                        t.infra_failures(),
+                        cap,
+                        policy.max_retries,
+                    ),
+                    None => settled,
+                })
                 .map(|settled| (t, settled))
         }))
         .map(|(t, settled)| {
@@ -268,18 +295,8 @@ impl Tables {
                 });
                 let mut written = Written::Contended;
                 for attempt in 1..=8u64 {
-                    written = self
-                        .settle_task(
-                            &t.run_id,
-                            &t.task_id,
-                            &t.status,
-                            t.retry_count,
-                            settled,
-                            (policy.error_type, policy.cause),
-                            next.as_deref(),
-                            now_s,
-                        )
-                        .await?;
+                    written =
+                        self.settle_task(t, settled, (policy.error_type, policy.cause), next.as_deref(), now_s).await?;
                     if written != Written::Contended {
                         break;
                     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod batch;
+pub mod breakers;
 pub mod cancel;
 pub mod executions;
 mod failures;

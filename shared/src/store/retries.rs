@@ -22,6 +22,16 @@ const FAILED_PROJECTION: &str = "run_id, task_id, #status, retry_count, last_err
 const QUEUED_PROJECTION: &str = "run_id, task_id, #status, retry_count, retry_execution, updated_at";
 /// Keys only.
 const KEY_PROJECTION: &str = "run_id, task_id";
+/// What the breakers count of an ended task (`error` is the worker's text, `#err`).
+const ENDED_PROJECTION: &str = "run_id, task_id, #status, failure_class, #err, updated_at";
+
+/// Which `updated_at` a status query keeps (the index's range key).
+#[derive(Debug, Clone, Copy)]
+enum Updated<'a> {
+    Any,
+    AtOrBefore(&'a str),
+    AtOrAfter(&'a str),
+}
 
 /// Tasks read, and the items that could not be read as tasks (reported, not fatal).
 #[derive(Debug, Default)]
@@ -54,19 +64,30 @@ impl Tables {
     /// `last_error_at`, `updated_at`), when `written_by` is given only those whose `updated_at`
     /// is not after it.
     pub async fn failed_tasks(&self, written_by: Option<&str>) -> Result<Found> {
-        self.tasks_by_status(&TaskStatus::Failed, written_by, FAILED_PROJECTION).await
+        let range = written_by.map_or(Updated::Any, Updated::AtOrBefore);
+        self.tasks_by_status(&TaskStatus::Failed, range, FAILED_PROJECTION).await
     }
 
     /// RETRY_QUEUED tasks (keys, status, `retry_count`, `retry_execution`, `updated_at`).
     pub async fn queued_tasks(&self) -> Result<Found> {
-        self.tasks_by_status(&TaskStatus::RetryQueued, None, QUEUED_PROJECTION).await
+        self.tasks_by_status(&TaskStatus::RetryQueued, Updated::Any, QUEUED_PROJECTION).await
     }
 
     /// PENDING and IN_PROGRESS tasks last written at or before `written_by`, keys only.
     pub async fn stale_in_flight_tasks(&self, written_by: &str) -> Result<Found> {
         let mut found = Found::default();
         for status in [TaskStatus::Pending, TaskStatus::InProgress] {
-            found.extend(self.tasks_by_status(&status, Some(written_by), KEY_PROJECTION).await?);
+            found.extend(self.tasks_by_status(&status, Updated::AtOrBefore(written_by), KEY_PROJECTION).await?);
+        }
+        Ok(found)
+    }
+
+    /// Tasks that ended (COMPLETED, FAILED, FAILED_PERMANENT) at or after `since`: what the
+    /// sweeper's circuit breakers count (keys, status, class, the worker's error text).
+    pub async fn ended_tasks_since(&self, since: &str) -> Result<Found> {
+        let mut found = Found::default();
+        for status in [TaskStatus::Completed, TaskStatus::Failed, TaskStatus::FailedPermanent] {
+            found.extend(self.tasks_by_status(&status, Updated::AtOrAfter(since), ENDED_PROJECTION).await?);
         }
         Ok(found)
     }
@@ -84,22 +105,27 @@ impl Tables {
 
     /// Tasks whose status is `status` (and `updated_at <= written_by` when given), reading
     /// `projection`, through `status-index`, every page.
-    async fn tasks_by_status(&self, status: &TaskStatus, written_by: Option<&str>, projection: &str) -> Result<Found> {
-        let key = match written_by {
-            Some(_) => "#status = :status AND updated_at <= :cutoff",
-            None => "#status = :status",
+    async fn tasks_by_status(&self, status: &TaskStatus, updated: Updated<'_>, projection: &str) -> Result<Found> {
+        let (key, cutoff) = match updated {
+            Updated::Any => ("#status = :status", None),
+            Updated::AtOrBefore(c) => ("#status = :status AND updated_at <= :cutoff", Some(c)),
+            Updated::AtOrAfter(c) => ("#status = :status AND updated_at >= :cutoff", Some(c)),
         };
         let values: HashMap<String, AttributeValue> = [(":status".to_owned(), s(status.as_str()))]
             .into_iter()
-            .chain(written_by.map(|c| (":cutoff".to_owned(), s(c))))
+            .chain(cutoff.map(|c| (":cutoff".to_owned(), s(c))))
             .collect();
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        if projection.contains("#err") {
+            names.insert("#err".to_owned(), "error".to_owned());
+        }
         let mut items = self
             .db
             .query()
             .table_name(&self.tasks)
             .index_name(STATUS_INDEX)
             .key_condition_expression(key)
-            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .projection_expression(projection)
             .into_paginator()
@@ -199,6 +225,18 @@ impl Tables {
             .expect_eq("status", s(RunStatus::Running.as_str()))
             .expect_eq("execution_arn", s(execution_arn));
         self.update_if(&self.runs, Tables::run_key(run_id), r, "UpdateItem runs (release)").await
+    }
+
+    /// Records on the run that `over_budget` of its retryable tasks are not retried for its
+    /// budget (`over_budget_tasks`, `over_budget_at`; both removed when `over_budget` is 0).
+    /// `false`: the run is gone.
+    pub async fn record_budget_stop(&self, run_id: &str, over_budget: u64, now: &str) -> Result<bool> {
+        let u = if over_budget == 0 {
+            UpdateExpr::new().remove("over_budget_tasks").remove("over_budget_at")
+        } else {
+            UpdateExpr::new().set("over_budget_tasks", n(over_budget)).set("over_budget_at", s(now))
+        };
+        self.update_if(&self.runs, Tables::run_key(run_id), u.exists("run_id"), "UpdateItem runs (budget)").await
     }
 
     /// FAILED → RETRY_QUEUED for execution `execution_name`, each of `tasks` (task id,

@@ -23,6 +23,8 @@ pub struct NewRun<'a> {
     pub total_tasks: usize,
     pub execution_arn: Option<&'a str>,
     pub now: &'a str,
+    /// The run's budget (`max_cost_usd`); `None`: no limit.
+    pub max_cost_usd: Option<Decimal>,
 }
 
 /// What a run has published to CloudWatch so far (kept on the run item, written in the same
@@ -90,6 +92,9 @@ impl Tables {
         }
         if let Some(arn) = r.execution_arn {
             item.insert("execution_arn".to_owned(), s(arn));
+        }
+        if let Some(max) = r.max_cost_usd {
+            item.insert("max_cost_usd".to_owned(), decimal_attr(max));
         }
         let put = self
             .db

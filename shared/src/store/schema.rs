@@ -84,6 +84,20 @@ pub async fn create_python_tables(db: &Client, runs: &str, tasks: &str, rate_lim
     Ok(())
 }
 
+/// The sweeper's breakers table (hash `config_name`, on-demand), as the Terraform module
+/// creates it.
+pub async fn create_breakers_table(db: &Client, breakers: &str) -> Result<()> {
+    db.create_table()
+        .table_name(breakers)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("config_name")?)
+        .key_schema(key("config_name", KeyType::Hash)?)
+        .send()
+        .await
+        .map_err(|e| ArcError::from_sdk("CreateTable breakers", e))?;
+    Ok(())
+}
+
 /// The runs table: hash `run_id`, GSI `config-created-index`.
 async fn create_runs_table(db: &Client, runs: &str) -> Result<()> {
     db.create_table()

@@ -38,7 +38,7 @@ variable "lambda_architecture" {
 }
 
 variable "plan_adoption" {
-  description = "Also plan a second deployment that adopts this one's tables and bucket (create_tables = false, create_results_bucket = false). scripts/check-terraform.sh plans it after the apply; it is never applied."
+  description = "Also plan a second deployment that adopts this one's tables and bucket (create_tables = false, create_breakers_table = false, create_rate_limits_table = false, create_results_bucket = false). scripts/check-terraform.sh plans it after the apply; it is never applied."
   type        = bool
   default     = false
 }
@@ -77,6 +77,7 @@ module "arc_orchestrator" {
   lambda_architecture    = var.lambda_architecture
   runs_table_name        = "arc_benchmark_runs_local"
   tasks_table_name       = "arc_task_progress_local"
+  breakers_table_name    = "arc_breakers_local"
   rate_limits_table_name = "arc_rate_limits_local"
 
   # The check destroys what it applied, whatever the deployed test wrote.
@@ -92,8 +93,8 @@ module "arc_orchestrator" {
 }
 
 # A second deployment on the same data, as an existing installation would adopt its
-# tables (runs, tasks, rate limits) and bucket: the data sources must find them with
-# the keys and indexes the code expects (their postconditions check it).
+# tables (runs, tasks, breakers, rate limits) and bucket: the data sources must find
+# them with the keys and indexes the code expects (their postconditions check it).
 module "adopting" {
   source = "../.."
   count  = var.plan_adoption ? 1 : 0
@@ -104,6 +105,8 @@ module "adopting" {
   create_tables            = false
   runs_table_name          = module.arc_orchestrator.runs_table_name
   tasks_table_name         = module.arc_orchestrator.tasks_table_name
+  create_breakers_table    = false
+  breakers_table_name      = module.arc_orchestrator.breakers_table_name
   create_rate_limits_table = false
   rate_limits_table_name   = module.arc_orchestrator.rate_limits_table_name
   create_results_bucket    = false
@@ -124,6 +127,11 @@ output "runs_table_name" {
 output "tasks_table_name" {
   description = "TASKS_TABLE for the integration test."
   value       = module.arc_orchestrator.tasks_table_name
+}
+
+output "breakers_table_name" {
+  description = "BREAKERS_TABLE for the integration test."
+  value       = module.arc_orchestrator.breakers_table_name
 }
 
 output "rate_limits_table_name" {
