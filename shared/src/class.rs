@@ -116,7 +116,8 @@ fn contains_any(text: &str, patterns: &[String]) -> bool {
 /// have met the provider), then the provider, else the task.
 pub fn classify(rules: &ClassRules, e: &Evidence<'_>) -> FailureClass {
     if let Some(b) = e.batch {
-        let never_ran = b.attempts > 0 && b.last_attempt == LastAttempt::NeverRan;
+        // No attempt reached RUNNING (no `StartedAt`, and no exit code either).
+        let never_ran = b.attempts > 0 && b.last_attempt == LastAttempt::NeverRan && b.exit_code.is_none();
         let reason_says = [b.status_reason.as_deref(), b.container_reason.as_deref()]
             .into_iter()
             .flatten()

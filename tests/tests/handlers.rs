@@ -679,8 +679,11 @@ async fn complete_ends_tasks_left_in_flight_as_failed_attempts() {
         .unwrap();
     assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");
     assert_eq!(done["final_metrics"]["failed_tasks"], 2);
+    // A claim left by a job that ended well (after the Map): a reclaimed attempt, an
+    // infrastructure failure spared from retry_count (INFRA_MAX_RETRIES 5 by default).
     let t1 = t.tables().get_task(run_id, "task00001").await.unwrap().unwrap();
-    assert_eq!((t1.status.as_str(), t1.retry_count), ("FAILED", 1), "retryable, counted once");
+    assert_eq!((t1.status.as_str(), t1.retry_count, t1.infra_failures()), ("FAILED", 0, 1), "retryable, spared");
+    assert_eq!(t1.failure_class.as_deref(), Some("infrastructure"));
     assert!(t1.next_retry_at.is_some());
     let t2 = t.tables().get_task(run_id, "task00002").await.unwrap().unwrap();
     assert_eq!((t2.status.as_str(), t2.retry_count), ("FAILED_PERMANENT", 3), "the third failed attempt");

@@ -603,7 +603,10 @@ async fn a_running_run_whose_execution_was_stopped_is_repaired() {
 async fn bad_inputs_are_invalid_input_and_write_nothing() {
     let w = world(&[]).await;
     put_run(&w, "run-b", "COMPLETED_WITH_ERRORS", None, 2).await;
-    put_tasks(&w, (0..2).map(|j| failed_task("run-b", &format!("t{j}"), 1, t0() - Duration::hours(1))).collect()).await;
+    // The built binary below sweeps on the wall clock: these failures are an hour old by it
+    // (a fixed date would one day be older than SWEEPER_MAX_AGE_HOURS).
+    let failed_at = Utc::now() - Duration::hours(1);
+    put_tasks(&w, (0..2).map(|j| failed_task("run-b", &format!("t{j}"), 1, failed_at)).collect()).await;
     let before = w.t.snapshot().await;
     let cases = [
         (json!({"dryrun": true}), "dryrun"),

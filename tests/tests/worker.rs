@@ -47,7 +47,10 @@ struct World {
 }
 
 async fn world(n: usize) -> World {
-    let t = TestEnv::new(&[("MAX_RETRIES", "3")]).await;
+    // Every failure counts in these worlds (INFRA_MAX_RETRIES 0): they pin who counts each of
+    // the worker's paths once. Sparing infrastructure failures (a spot reclaim, an image that
+    // cannot be pulled) is tested with the same worker in tests/tests/breaker.rs.
+    let t = TestEnv::new(&[("MAX_RETRIES", "3"), ("INFRA_MAX_RETRIES", "0")]).await;
     let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
     let out = initialize::handle(
         t.env(),

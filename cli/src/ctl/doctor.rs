@@ -73,6 +73,11 @@ pub async fn checks(ctx: &Ctx, opts: &Options) -> Vec<Check> {
     let tasks = describe_table(db, tasks_name).await;
     out.push(table_check("tasks table", "TASKS_TABLE", tasks_name, &tasks, "run_id", Some("task_id")));
     let tasks = tasks.ok().flatten().filter(|t| tables::has_keys(t, "run_id", Some("task_id")));
+    // The sweeper's circuit breakers: without the table it retries as if every breaker were
+    // closed and reports an error on every sweep.
+    let breakers_name = &ctx.config.breakers_table;
+    let breakers = describe_table(db, breakers_name).await;
+    out.push(table_check("breakers table", "BREAKERS_TABLE", breakers_name, &breakers, "config_name", None));
 
     out.push(match &runs {
         Some(t) => index_check(t, runs_name, &CONFIG_INDEX_SPEC, &config_index_fix(runs_name, t)),
