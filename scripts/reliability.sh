@@ -78,6 +78,11 @@ md = [
     "then the connection closed unanswered), `500`, `503`, `throttle`, `throughput` "
     "(ProvisionedThroughputExceeded), `conflict` (TransactionConflict).",
     "",
+    "The scenarios' worlds count every failure, whatever its class (`INFRA_MAX_RETRIES` = 0): they "
+    "check that each failure counts exactly once. `arc-local` runs with the default (infrastructure "
+    "failures spared up to 5 per task), and its closing check counts the spared ones from its own "
+    "ledger.",
+    "",
     "| Scenario | What was done | Runs | What was checked | Result |",
     "|---|---|---|---|---|",
 ]

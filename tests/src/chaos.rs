@@ -220,7 +220,12 @@ pub async fn env_at(endpoint: &str, attempts: u32, overrides: &[(&str, &str)]) -
 
 /// The strings that select this world's requests (its tables, bucket and `extra` names).
 pub fn world_names(t: &TestEnv, extra: &[&str]) -> Vec<String> {
-    let mut v = vec![t.config.runs_table.clone(), t.config.tasks_table.clone(), t.bucket.clone()];
+    let mut v = vec![
+        t.config.runs_table.clone(),
+        t.config.tasks_table.clone(),
+        t.config.breakers_table.clone(),
+        t.bucket.clone(),
+    ];
     v.extend(extra.iter().map(|s| (*s).to_owned()));
     v
 }

@@ -142,7 +142,12 @@ impl TestEnv {
                 .await
                 .expect("create tables");
         }
-        schema::create_breakers_table(&clients.dynamodb, &config.breakers_table).await.expect("create breakers table");
+        if !python {
+            // The module's own table; a Python-set deployment gets it when the module is applied.
+            schema::create_breakers_table(&clients.dynamodb, &config.breakers_table)
+                .await
+                .expect("create breakers table");
+        }
         schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
         Self { endpoint: endpoint.to_owned(), clients, config, bucket }
     }

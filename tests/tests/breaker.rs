@@ -10,7 +10,7 @@
 //! input.
 
 use arc_handlers::{aggregate, complete, handle_error, initialize};
-use arc_integration_tests::TestEnv;
+use arc_integration_tests::{run_binary, TestEnv};
 use arc_shared::breaker::BreakerState;
 use arc_shared::runtime::Env;
 use arc_shared::status::TaskStatus;
@@ -311,10 +311,19 @@ async fn a_run_at_95_percent_of_its_budget_retries_only_what_fits() {
     assert_eq!(deferred_for(&s, &run, DeferReason::OverBudget), 9);
     assert_eq!(s.over_budget.len(), 1);
     assert_eq!((s.over_budget[0].requeued, s.over_budget[0].over_budget), (1, 9));
-    // Never a silent truncation: the run says so.
+    // Never a silent truncation: the run says so, and so does `arcctl runs show`.
     let rec = w.t.tables().require_run(&run).await.unwrap();
     assert_eq!(rec.over_budget_tasks, Some(9));
     assert_eq!(rec.over_budget_at, Some(format_ts(w.clock.now())));
+    let shown = run_binary("arcctl", &w.t.lambda_env(), &["runs", "show", &run, "--json"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let v = shown.json();
+    assert_eq!(v["budget"]["over_budget_tasks"], 9, "{v:#}");
+    assert_eq!(v["budget"]["projected_retry_cost_usd"], 5, "{v:#}");
+    assert_eq!(v["run"]["over_budget_tasks"], 9);
+    assert!(v["failed_tasks"].as_array().unwrap().iter().all(|t| t["failure_class"] == "task"), "{v:#}");
+    let text = run_binary("arcctl", &w.t.lambda_env(), &["runs", "show", &run]);
+    assert!(text.stdout.contains("9 NOT retried: over budget"), "{}", text.stdout);
     // The one retried task completes at $0.50: the budget is spent, nothing more is retried.
     w.run_started(&s, |_| complete_at("0.50")).await;
     w.clock.advance(Duration::minutes(10));
@@ -406,4 +415,35 @@ async fn operators_list_open_close_and_force_past_a_breaker() {
     let list = store.list_breakers().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].changed_by.as_str(), list[0].reason.as_str()), ("op@example", "provider maintenance"));
+}
+
+#[tokio::test]
+async fn a_sweeper_that_died_after_half_opening_leaves_a_probe_the_next_sweep_runs() {
+    let w = world(&[("SWEEPER_BREAKER_PROBE_TASKS", "2")]).await;
+    let run_a = w.new_run("cfg-a", &ids("a", 12), json!({}), |_| provider_down()).await;
+    w.clock.advance(Duration::minutes(21));
+    w.sweep().await;
+    let open = w.breaker("cfg-a").await;
+    assert_eq!(open.state, BreakerState::Open);
+    // What a sweeper that half-opened the breaker and died before re-queueing wrote: the
+    // breaker, its probe chosen, the probe tasks still FAILED from before.
+    w.clock.advance(Duration::minutes(16));
+    let probe = vec![
+        arc_shared::breaker::ProbeTask { run_id: run_a.clone(), task_id: "a003".into() },
+        arc_shared::breaker::ProbeTask { run_id: run_a.clone(), task_id: "a007".into() },
+    ];
+    let half = open.after(&arc_shared::breaker::Step::HalfOpen, w.clock.now(), "sweeper", probe);
+    assert!(w.deps.breakers.write_breaker(&half).await.unwrap());
+    // The next sweep understands it: it re-queues exactly that probe and holds the rest.
+    w.clock.advance(Duration::minutes(2));
+    let s = w.sweep().await;
+    assert_eq!(w.breaker("cfg-a").await.state, BreakerState::HalfOpen);
+    assert_eq!(s.executions_started.len(), 1);
+    let ran = w.run_started(&s, |_| complete_at("0.01")).await;
+    assert_eq!(ran[0], vec!["a003".to_owned(), "a007".to_owned()]);
+    assert_eq!(deferred_for(&s, &run_a, DeferReason::BreakerOpen), 10);
+    // The probe completed: closed.
+    w.clock.advance(Duration::minutes(2));
+    w.sweep().await;
+    assert_eq!(w.breaker("cfg-a").await.state, BreakerState::Closed);
 }

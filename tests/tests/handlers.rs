@@ -596,6 +596,13 @@ async fn a_run_retried_twice_publishes_totals_equal_to_its_tasks_table() {
     set("task00003", "FAILED", None).await;
     let first = complete_exec(1).await;
     assert_eq!(first["status"], "COMPLETED_WITH_ERRORS");
+    println!(
+        "published after the run's own execution: RunCompleted {}, TasksCompleted {}, TasksFailed {}, TotalCostUSD {}",
+        published(&t, &config, "RunCompleted").await,
+        published(&t, &config, "TasksCompleted").await,
+        published(&t, &config, "TasksFailed").await,
+        published(&t, &config, "TotalCostUSD").await,
+    );
     // Retry 1 completes task00002; retry 2 completes task00003.
     retry(2, "task00002").await;
     set("task00002", "COMPLETED", Some("0.5")).await;

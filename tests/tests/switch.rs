@@ -13,7 +13,7 @@ use arc_integration_tests::runtime_api::{invoke_binary, Outcome};
 use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::{lambda_binary, run_binary, Out, TestEnv};
 use arc_shared::records::{n, s, Item};
-use arc_shared::store::batch_put;
+use arc_shared::store::{batch_put, schema};
 use arc_shared::time::SystemClock;
 use arc_sweeper::{parse_request, sweep, SweepRequest};
 use arc_worker_double::{python_isoformat, Behaviour, Completion, Worker};
@@ -168,15 +168,15 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert!(rollups["detail"].as_str().unwrap().contains("2 lack a roll-up"), "{rollups}");
     assert!(rollups["detail"].as_str().unwrap().contains("total_input_tokens 2"), "{rollups}");
     assert_eq!(rollups["fix"], "arcctl migrate backfill-runs", "{rollups}");
-    // The breakers table is the module's own (created when it adopts the Python tables; the
-    // harness creates it beside them).
-    for name in
-        ["runs table", "tasks table", "breakers table", "config-created-index", "state machine", "rate-limits table"]
-    {
+    // The breakers table is the module's own: missing until it is applied, which is its fix.
+    let breakers = check(&v, "breakers table");
+    assert_eq!((breakers["ok"].as_bool(), breakers["fix"].as_str()), (Some(false), Some("terraform apply")), "{v:#}");
+    for name in ["runs table", "tasks table", "config-created-index", "state machine", "rate-limits table"] {
         assert_eq!(check(&v, name)["ok"], true, "{name}: {v:#}");
         assert!(check(&v, name).get("fix").is_none(), "{name}");
     }
     let out = arcctl(&env, &["doctor"]);
+    println!("$ arcctl doctor   (before the migration)\n{}{}(exit {})", out.stdout, out.stderr, out.code);
     assert_eq!(out.code, 1, "{out:?}");
     let line = |prefix: &str| {
         out.stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {out:?}"))
@@ -185,7 +185,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert!(line("✓ config-created-index").contains("config_name (HASH) / created_at (RANGE)"), "{}", out.stdout);
     assert!(out.stdout.contains("fix: arcctl migrate status-index"), "{}", out.stdout);
     assert!(out.stdout.contains("fix: arcctl migrate backfill-runs"), "{}", out.stdout);
-    assert!(out.stderr.contains("2 of 8 checks failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("3 of 8 checks failed"), "{}", out.stderr);
 
     // The sweeper Lambda and its schedule: the schedule is there (in the module's group), the
     // function is not.
@@ -236,6 +236,10 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert!(out.stderr.contains("--start-after"), "progress names the resume key: {}", out.stderr);
     assert_eq!(t.snapshot().await, before, "a dry run wrote something");
 
+    // Deploying the module (step 4 of the cutover) creates the breakers table beside the
+    // adopted ones.
+    schema::create_breakers_table(&t.clients.dynamodb, &t.config.breakers_table).await.unwrap();
+
     // backfill-runs: both updated; again: nothing lacking (idempotent); resuming after a key works.
     let out = arcctl(&env, &["migrate", "backfill-runs", "--json"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -258,6 +262,7 @@ async fn a_python_deployment_is_checked_migrated_and_then_retries_a_legacy_run()
     assert_eq!(v["ok"], true, "{v:#}");
     assert!(v["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true && c.get("fix").is_none()), "{v:#}");
     let out = arcctl(&env, &["doctor"]);
+    println!("$ arcctl doctor   (after the migration)\n{}{}(exit {})", out.stdout, out.stderr, out.code);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.lines().filter(|l| l.starts_with('✓')).count() == 8, "{}", out.stdout);
     assert!(out.stdout.ends_with("all 8 checks passed\n"), "{}", out.stdout);

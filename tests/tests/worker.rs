@@ -102,6 +102,22 @@ impl World {
         let again = self.deliver(task, job).await;
         assert_eq!(again["counted"], false);
         assert_eq!(before, self.t.snapshot().await, "{task}: a repeated delivery wrote something");
+        self.read_back(task).await;
+    }
+
+    /// Prints the task and its run as read back from the tables (`--nocapture` shows it).
+    async fn read_back(&self, task: &str) {
+        let t = self.task(task).await;
+        let r = self.t.tables().require_run(&self.run_id).await.unwrap();
+        let scenario = std::thread::current().name().unwrap_or("?").to_owned();
+        println!(
+            "read back [{scenario}]: task {task} status={} retry_count={} | run completed_tasks={} failed_tasks={} total_cost_usd={}",
+            t.status.as_str(),
+            t.retry_count,
+            r.completed_tasks,
+            r.failed_tasks,
+            r.total_cost_usd.map_or("-".to_owned(), |c| c.to_string())
+        );
     }
 }
 
@@ -126,6 +142,7 @@ async fn the_worker_completes_tasks_of_a_run_initialize_created_and_aggregate_se
     // Aggregate keeps every roll-up a number the worker can add to.
     let run = w.t.tables().require_run(&w.run_id).await.unwrap();
     assert_eq!((run.total_input_tokens, run.total_output_tokens), (Some(2400), Some(600)));
+    w.read_back("t1").await;
 }
 
 #[tokio::test]
@@ -266,6 +283,7 @@ async fn a_killed_container_is_counted_and_a_spot_reclaim_left_in_flight_is_sett
     let after = w.t.snapshot().await;
     let tasks_only = |v: &Vec<String>| v.iter().filter(|l| l.contains("task_id=")).cloned().collect::<Vec<_>>();
     assert_eq!(tasks_only(&before), tasks_only(&after));
+    w.read_back("t1").await;
 }
 
 #[tokio::test]
@@ -285,6 +303,7 @@ async fn a_failure_without_a_job_id_is_counted_once_across_handle_errors_own_ret
     let second = handle_error::handle(w.t.env(), event).await.json().unwrap();
     assert_eq!((second["retry_count"].as_u64(), second["counted"].as_bool()), (Some(1), Some(false)));
     assert_eq!(before, w.t.snapshot().await);
+    w.read_back("t0").await;
 }
 
 #[tokio::test]

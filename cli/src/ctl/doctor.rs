@@ -139,7 +139,10 @@ pub async fn doctor(ctx: &Ctx, opts: &Options) -> Result<(), CliError> {
 /// The checks for people: one line each, the fix under a failed one.
 pub fn render(ctx: &Ctx, checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
-    let mut out = format!("deployment: RUNS_TABLE={} TASKS_TABLE={}", ctx.config.runs_table, ctx.config.tasks_table);
+    let mut out = format!(
+        "deployment: RUNS_TABLE={} TASKS_TABLE={} BREAKERS_TABLE={}",
+        ctx.config.runs_table, ctx.config.tasks_table, ctx.config.breakers_table
+    );
     for c in checks {
         out.push_str(&format!("\n{} {:<width$}  {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail));
         if let Some(fix) = &c.fix {
@@ -173,7 +176,8 @@ fn table_check(
             name,
             format!(
                 "{table} does not exist: set {var} to the deployment's table, or let the module create it \
-                 (create_tables = true)"
+                 ({} = true)",
+                if var == "BREAKERS_TABLE" { "create_breakers_table" } else { "create_tables" }
             ),
             "terraform apply",
         ),

@@ -98,7 +98,11 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
     failed.sort_by(|a, b| a.task_id.cmp(&b.task_id));
 
     // The budget as Aggregate reports it: spend is the tasks' exact sum.
-    let retryable = counts.get(TaskStatus::Failed.as_str()).copied().unwrap_or(0);
+    // Retryable: FAILED, and RETRY_QUEUED (re-queued, its cost still to come).
+    let retryable = [TaskStatus::Failed, TaskStatus::RetryQueued]
+        .iter()
+        .map(|s| counts.get(s.as_str()).copied().unwrap_or(0))
+        .sum::<u64>();
     let completed = counts.get(TaskStatus::Completed.as_str()).copied().unwrap_or(0);
     let budget = run.max_cost_usd.map(|max| Budget::of(max, tasks_cost, completed, retryable));
     if ctx.json {
@@ -141,7 +145,7 @@ pub async fn show(ctx: &Ctx, run_id: &RunId) -> Result<(), CliError> {
             .projected_retry_cost_usd
             .map_or_else(|| "unknown (no task completed yet)".to_owned(), |p| view::money(Some(p)));
         let mut line = format!(
-            "{} spent of {}; retrying the {} FAILED task(s) ≈ {projected}",
+            "{} spent of {}; retrying the {} FAILED / RETRY_QUEUED task(s) ≈ {projected}",
             view::money(Some(b.spent_usd)),
             view::money(Some(b.max_cost_usd)),
             b.retryable_tasks

@@ -314,16 +314,20 @@ fn completed_task(run_id: &str, i: usize) -> Item {
 }
 
 fn failed_task(run_id: &str, i: usize) -> Item {
-    let at = "2026-11-26T10:00:00.000000+00:00";
+    // An hour ago by the wall clock the sweeper reads: due (backoff 5 min), younger than
+    // SWEEPER_MAX_AGE_HOURS, older than the breakers' window.
+    let failed = chrono::Utc::now() - chrono::Duration::hours(1);
+    let at = arc_shared::time::format_ts(failed);
+    let next = arc_shared::time::format_ts(failed + chrono::Duration::minutes(5));
     Item::from([
         ("run_id".into(), s(run_id)),
         ("task_id".into(), s(task_id(i))),
         ("status".into(), s("FAILED")),
         ("retry_count".into(), n(1)),
         ("last_error_type".into(), s("States.TaskFailed")),
-        ("last_error_at".into(), s(at)),
-        ("next_retry_at".into(), s("2026-11-26T10:05:00.000000+00:00")),
-        ("created_at".into(), s(at)),
+        ("last_error_at".into(), s(at.clone())),
+        ("next_retry_at".into(), s(next)),
+        ("created_at".into(), s(at.clone())),
         ("updated_at".into(), s(at)),
     ])
 }
@@ -739,10 +743,10 @@ async fn main() {
         format!("sweep of {sweep_tasks} tasks over {sweep_runs} runs"),
         m.calls_text(),
         format!(
-            "{pages} query pages + per run (claim + StartExecution + run read) + one write per task = {} (+ the RETRY_QUEUED and in-flight queries)",
+            "{pages} query pages + per run (claim + StartExecution + run read) + one write per task = {} (+ the RETRY_QUEUED and in-flight queries, the breakers' Scan and their three ended-task queries)",
             sweep_min
         ),
-        verdict(m.calls_total() <= sweep_min + 2 * pages + 2),
+        verdict(m.calls_total() <= sweep_min + 2 * pages + 6),
     ));
     projection.push((
         format!("sweep {sweep_tasks} tasks / {sweep_runs} runs"),
