@@ -25,6 +25,9 @@ scripts/bench.sh --quick
 
 step "cargo deny check licenses bans sources (deny.toml; offline)"
 scripts/install-tools.sh cargo-deny
+# cargo-deny reads the metadata of every platform's dependencies: fetch them all first (the
+# builds above only downloaded this platform's).
+cargo fetch --locked
 .tools/bin/cargo-deny --offline check --hide-inclusion-graph licenses bans sources
 
 if [ -x scripts/check-terraform.sh ]; then
