@@ -454,20 +454,13 @@ pub struct BreakerReport {
     pub deferred_tasks: u64,
 }
 
-/// A run whose retries this sweep cut for its budget.
+/// A run whose retry this sweep cut for its budget: its due tasks were `retryable_tasks`,
+/// `fit_tasks` of them went on, `over_budget_tasks` were deferred.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetStop {
     pub run_id: String,
-    #[serde(with = "crate::json::decimal_number")]
-    pub max_cost_usd: Decimal,
-    #[serde(with = "crate::json::decimal_number")]
-    pub spent_usd: Decimal,
-    /// Mean cost of the run's completed tasks (the estimate of one retry); `null` when none
-    /// completed yet.
-    #[serde(default, with = "crate::json::decimal_number_opt")]
-    pub estimate_per_task_usd: Option<Decimal>,
-    pub requeued: u64,
-    pub over_budget: u64,
+    #[serde(flatten)]
+    pub budget: crate::budget::Budget,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,13 +17,10 @@ use arc_shared::status::RunStatus;
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::ArcError;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Who the sweeper's breaker writes are by.
 const SWEEPER: &str = "sweeper";
-/// Runs read at once for the breakers' figures.
-const READ_CONCURRENCY: usize = 8;
 
 /// What the gates let through, and what they did.
 pub(crate) struct Gated {
@@ -245,16 +242,7 @@ impl Sweep<'_> {
         let mut config_of: BTreeMap<String, Option<String>> = BTreeMap::new();
         let unknown: BTreeSet<String> =
             found.tasks.iter().filter(|t| !self.runs.contains_key(&t.run_id)).map(|t| t.run_id.clone()).collect();
-        let tables = &self.deps.tables;
-        let read: Vec<(String, Result<Option<RunRecord>, ArcError>)> = stream::iter(unknown)
-            .map(|id| async move {
-                let r = tables.get_run(&id).await;
-                (id, r)
-            })
-            .buffer_unordered(arc_shared::store::concurrency(READ_CONCURRENCY))
-            .collect()
-            .await;
-        for (id, r) in read {
+        for (id, r) in self.deps.tables.get_runs(unknown).await {
             match r {
                 Ok(run) => g.runs.push((id, run)),
                 Err(e) => g.events.push(Event::Error { run_id: Some(id), error: e }),
@@ -308,14 +296,7 @@ impl Sweep<'_> {
             let fit = usize::try_from(budget.fit_tasks).unwrap_or(usize::MAX);
             let rest = c.tasks.split_off(fit.min(c.tasks.len()));
             tracing::warn!(run_id = %c.run_id, max_cost_usd = %max, spent_usd = %spent, requeued = c.tasks.len(), over_budget = rest.len(), "retry cut to the run's budget");
-            g.events.push(Event::OverBudget(BudgetStop {
-                run_id: c.run_id.clone(),
-                max_cost_usd: max,
-                spent_usd: spent,
-                estimate_per_task_usd: budget.estimate_per_task_usd,
-                requeued: c.tasks.len() as u64,
-                over_budget: rest.len() as u64,
-            }));
+            g.events.push(Event::OverBudget(BudgetStop { run_id: c.run_id.clone(), budget }));
             g.events.push(Event::Deferred(rest.iter().map(|d| defer(d, DeferReason::OverBudget)).collect()));
             if !c.tasks.is_empty() {
                 out.push(c);

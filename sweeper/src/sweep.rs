@@ -10,11 +10,7 @@ use arc_shared::store::Written;
 use arc_shared::time::format_ts;
 use arc_shared::ArcError;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// Runs read at once.
-const READ_CONCURRENCY: usize = 8;
 
 /// The state of one sweep in progress. Repair and retry read it and return what they did;
 /// only this file changes it.
@@ -324,15 +320,7 @@ impl Sweep<'_> {
     }
 
     async fn read_runs(&mut self, run_ids: &BTreeSet<String>) {
-        let tables = &self.deps.tables;
-        let results: Vec<(String, Result<Option<RunRecord>, ArcError>)> = stream::iter(run_ids.iter().cloned())
-            .map(|id| async move {
-                let r = tables.get_run(&id).await;
-                (id, r)
-            })
-            .buffer_unordered(arc_shared::store::concurrency(READ_CONCURRENCY))
-            .collect()
-            .await;
+        let results = self.deps.tables.get_runs(run_ids.iter().cloned()).await;
         for (id, r) in results {
             match r {
                 Ok(run) => {

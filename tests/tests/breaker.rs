@@ -310,7 +310,7 @@ async fn a_run_at_95_percent_of_its_budget_retries_only_what_fits() {
     assert_eq!(s.executions_started[0].tasks, 1);
     assert_eq!(deferred_for(&s, &run, DeferReason::OverBudget), 9);
     assert_eq!(s.over_budget.len(), 1);
-    assert_eq!((s.over_budget[0].requeued, s.over_budget[0].over_budget), (1, 9));
+    assert_eq!((s.over_budget[0].budget.fit_tasks, s.over_budget[0].budget.over_budget_tasks), (1, 9));
     // Never a silent truncation: the run says so, and so does `arcctl runs show`.
     let rec = w.t.tables().require_run(&run).await.unwrap();
     assert_eq!(rec.over_budget_tasks, Some(9));

@@ -146,6 +146,8 @@ pub fn conditional(
 
 /// Conditional writes of one item each in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
+/// Run reads in flight at once ([`Tables::get_runs`]).
+const RUN_READ_CONCURRENCY: usize = 8;
 
 static CONCURRENCY_CAP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
@@ -212,6 +214,23 @@ impl Tables {
             .await
             .map_err(|e| ArcError::from_sdk("GetItem runs", e))?;
         out.item.map(RunRecord::from_item).transpose()
+    }
+
+    /// Each of `run_ids` read ([`Self::get_run`]), [`RUN_READ_CONCURRENCY`] at once; each
+    /// with its own outcome, in the order they finished.
+    pub async fn get_runs(
+        &self,
+        run_ids: impl IntoIterator<Item = String>,
+    ) -> Vec<(String, Result<Option<RunRecord>>)> {
+        use futures::stream::{self, StreamExt};
+        stream::iter(run_ids)
+            .map(|id| async move {
+                let r = self.get_run(&id).await;
+                (id, r)
+            })
+            .buffer_unordered(concurrency(RUN_READ_CONCURRENCY))
+            .collect()
+            .await
     }
 
     /// A run that must exist.
