@@ -2,7 +2,9 @@
 
 use arc_sweeper::{parse_request, sweep, SweepDeps};
 
-#[tokio::main]
+// One thread: the function's work is I/O, and a single-threaded runtime spares it the
+// cross-thread wake-ups a multi-threaded one pays per request (BENCHMARKS.md, "CPU").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // STATE_MACHINE_ARN is required by the sweeper only: fail at cold start, naming it.
     if let Err(e) = arc_shared::Config::from_env().and_then(|c| c.require_state_machine_arn().map(|_| ())) {
