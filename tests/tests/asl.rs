@@ -348,7 +348,7 @@ impl<'a> Walker<'a> {
                     }
                     if let Some(max) = self.max_children.filter(|m| *m < items.len()) {
                         let run_id = input["run_id"].as_str().ok_or("no run_id at the Map")?;
-                        let rest = items[max..]
+                        let rest: Vec<arc_shared::records::Item> = items[max..]
                             .iter()
                             .map(|id| {
                                 [

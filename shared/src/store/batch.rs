@@ -15,27 +15,38 @@ pub const BATCH_CONCURRENCY: usize = 4;
 /// Attempts per chunk before giving up with `DependencyUnavailable`.
 const MAX_ATTEMPTS: u32 = 8;
 
-/// Puts every item into `table`.
-pub async fn batch_put(db: &Client, table: &str, items: Vec<Item>) -> Result<()> {
-    let mut chunks: Vec<Vec<WriteRequest>> = Vec::with_capacity(items.len().div_ceil(BATCH_LIMIT));
-    let mut current = Vec::with_capacity(BATCH_LIMIT);
-    for item in items {
-        let put =
-            PutRequest::builder().set_item(Some(item)).build().map_err(|e| ArcError::invalid("item", e.to_string()))?;
-        current.push(WriteRequest::builder().put_request(put).build());
-        if current.len() == BATCH_LIMIT {
-            chunks.push(std::mem::replace(&mut current, Vec::with_capacity(BATCH_LIMIT)));
-        }
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
+/// Puts every item into `table`. The items are drawn from `items` 25 at a time as requests
+/// go out, so only the requests in flight are held in memory (a 10,000-task run is never
+/// materialized as 10,000 items at once).
+pub async fn batch_put<I>(db: &Client, table: &str, items: I) -> Result<()>
+where
+    I: IntoIterator<Item = Item>,
+{
+    let mut items = items.into_iter();
+    let chunks = std::iter::from_fn(move || {
+        let chunk: Vec<Item> = items.by_ref().take(BATCH_LIMIT).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    });
     stream::iter(chunks)
-        .map(|chunk| write_chunk(db, table, chunk))
+        .map(|chunk| async move { write_chunk(db, table, requests(chunk)?).await })
         .buffer_unordered(super::concurrency(BATCH_CONCURRENCY))
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+/// One chunk's put requests.
+fn requests(chunk: Vec<Item>) -> Result<Vec<WriteRequest>> {
+    chunk
+        .into_iter()
+        .map(|item| {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| ArcError::invalid("item", e.to_string()))?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        })
+        .collect()
 }
 
 async fn write_chunk(db: &Client, table: &str, mut pending: Vec<WriteRequest>) -> Result<()> {

@@ -119,19 +119,19 @@ impl Tables {
         task_ids: impl Iterator<Item = &'a str>,
         now: &str,
     ) -> Result<usize> {
-        let items: Vec<Item> = task_ids
-            .map(|t| {
-                HashMap::from([
-                    ("run_id".to_owned(), s(run_id)),
-                    ("task_id".to_owned(), s(t)),
-                    ("status".to_owned(), s(TaskStatus::Pending.as_str())),
-                    ("created_at".to_owned(), s(now)),
-                    ("updated_at".to_owned(), s(now)),
-                    ("retry_count".to_owned(), n(0)),
-                ])
-            })
-            .collect();
-        let written = items.len();
+        // Built as the batches go out, not all at once.
+        let mut written = 0;
+        let items = task_ids.map(|t| {
+            written += 1;
+            HashMap::from([
+                ("run_id".to_owned(), s(run_id)),
+                ("task_id".to_owned(), s(t)),
+                ("status".to_owned(), s(TaskStatus::Pending.as_str())),
+                ("created_at".to_owned(), s(now)),
+                ("updated_at".to_owned(), s(now)),
+                ("retry_count".to_owned(), n(0)),
+            ])
+        });
         batch_put(&self.db, &self.tasks, items).await?;
         Ok(written)
     }
