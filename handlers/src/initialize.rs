@@ -108,10 +108,9 @@ pub fn parse_budget(v: &Value) -> Result<Decimal> {
         Value::String(s) => s.clone(),
         other => return Err(ArcError::invalid("max_cost_usd", format!("must be a positive number, got {other}"))),
     };
-    match arc_shared::records::parse_decimal(&text) {
-        Some(d) if d > Decimal::ZERO => Ok(d),
-        _ => Err(ArcError::invalid("max_cost_usd", format!("must be a positive number of US dollars, got {text:?}"))),
-    }
+    arc_shared::budget::parse_usd(&text).ok_or_else(|| {
+        ArcError::invalid("max_cost_usd", format!("must be a positive number of US dollars, got {text:?}"))
+    })
 }
 
 /// A new run's fields, validated.

@@ -31,6 +31,12 @@ pub struct Budget {
     pub over_budget_tasks: u64,
 }
 
+/// A budget as written (`max_cost_usd`, `RUN_MAX_COST_USD`, `--max-cost-usd`): a positive
+/// number of US dollars; `None` for anything else.
+pub fn parse_usd(text: &str) -> Option<Decimal> {
+    crate::records::parse_decimal(text).filter(|d| *d > Decimal::ZERO)
+}
+
 /// How many of `retryable` tasks a retry may take: all when nothing can be estimated yet,
 /// none once the spend reached the budget, else as many as the mean completed cost allows.
 pub fn tasks_that_fit(max_cost_usd: Decimal, spent: Decimal, completed: u64, retryable: u64) -> u64 {

@@ -165,16 +165,9 @@ impl Config {
         };
         let run_max_cost_usd = match get("RUN_MAX_COST_USD") {
             None => None,
-            Some(v) => match crate::records::parse_decimal(&v) {
-                Some(d) if d > Decimal::ZERO => Some(d),
-                _ => {
-                    return Err(err(
-                        "RUN_MAX_COST_USD",
-                        &v,
-                        "must be a positive number of US dollars (unset: no limit)",
-                    ))
-                }
-            },
+            Some(v) => Some(crate::budget::parse_usd(&v).ok_or_else(|| {
+                err("RUN_MAX_COST_USD", &v, "must be a positive number of US dollars (unset: no limit)")
+            })?),
         };
         let mut class_rules = ClassRules::default();
         if let Some(v) = get("FAILURE_CLASS_INFRA_EXIT_CODES") {

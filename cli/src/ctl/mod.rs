@@ -267,10 +267,7 @@ pub(crate) fn parse_config(s: &str) -> Result<ConfigName, String> {
 
 /// A budget: a positive number of US dollars.
 fn parse_budget(s: &str) -> Result<rust_decimal::Decimal, String> {
-    match arc_shared::records::parse_decimal(s) {
-        Some(d) if d > rust_decimal::Decimal::ZERO => Ok(d),
-        _ => Err(format!("{s:?} is not a positive number of US dollars")),
-    }
+    arc_shared::budget::parse_usd(s).ok_or_else(|| format!("{s:?} is not a positive number of US dollars"))
 }
 
 fn parse_run_id(s: &str) -> Result<RunId, String> {

@@ -131,16 +131,12 @@ impl Breakers {
             .set("cooldown_seconds", n(b.cooldown_seconds))
             .set("opens", n(b.opens))
             .set("probe", probe_attr(&b.probe))
-            .set("version", n(b.version + 1));
-        let opt = |u: UpdateExpr, k: &str, v: &Option<String>| match v {
-            Some(v) => u.set(k, s(v)),
-            None => u.remove(k),
-        };
-        let u = opt(u, "opened_at", &b.opened_at);
-        let u = opt(u, "half_open_at", &b.half_open_at);
-        let u = opt(u, "probe_started_at", &b.probe_started_at);
-        let u = opt(u, "closed_at", &b.closed_at);
-        let u = u.expect_count("version", b.version);
+            .set("version", n(b.version + 1))
+            .set_or_remove("opened_at", b.opened_at.as_deref().map(s))
+            .set_or_remove("half_open_at", b.half_open_at.as_deref().map(s))
+            .set_or_remove("probe_started_at", b.probe_started_at.as_deref().map(s))
+            .set_or_remove("closed_at", b.closed_at.as_deref().map(s))
+            .expect_count("version", b.version);
         let res =
             u.apply(self.db.update_item().table_name(&self.breakers).set_key(Some(key(&b.config_name)))).send().await;
         Ok(conditional("UpdateItem breakers", res)?.is_some())

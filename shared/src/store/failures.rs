@@ -92,10 +92,7 @@ impl FailureWrite<'_> {
             .expect_count("retry_count", u64::from(seen.retry_count))
             .expect_eq_or_missing("last_failed_job_id", seen.last_failed_job_id.map(s))
             .expect_eq_or_missing("last_failure_key", seen.last_failure_key.map(s));
-        match self.next_retry_at {
-            Some(t) => u.set("next_retry_at", s(t)),
-            None => u.remove("next_retry_at"),
-        }
+        u.set_or_remove("next_retry_at", self.next_retry_at.map(s))
     }
 }
 
@@ -115,7 +112,6 @@ impl Tables {
 
     /// A task left in flight by an execution that is over becomes FAILED (or FAILED_PERMANENT)
     /// with `last_error_type = error_type`, charged an attempt when `settled.counted`.
-    #[allow(clippy::too_many_arguments)]
     async fn settle_task(
         &self,
         t: &crate::records::TaskRecord,
@@ -146,10 +142,7 @@ impl Tables {
         } else {
             u
         };
-        let u = match next_retry_at {
-            Some(at) => u.set("next_retry_at", s(at)),
-            None => u.remove("next_retry_at"),
-        };
+        let u = u.set_or_remove("next_retry_at", next_retry_at.map(s));
         self.write_task_counting_run(&t.run_id, &t.task_id, u, settled.permanent, now).await
     }
 

@@ -231,11 +231,10 @@ impl Tables {
     /// budget (`over_budget_tasks`, `over_budget_at`; both removed when `over_budget` is 0).
     /// `false`: the run is gone.
     pub async fn record_budget_stop(&self, run_id: &str, over_budget: u64, now: &str) -> Result<bool> {
-        let u = if over_budget == 0 {
-            UpdateExpr::new().remove("over_budget_tasks").remove("over_budget_at")
-        } else {
-            UpdateExpr::new().set("over_budget_tasks", n(over_budget)).set("over_budget_at", s(now))
-        };
+        let stopped = over_budget > 0;
+        let u = UpdateExpr::new()
+            .set_or_remove("over_budget_tasks", stopped.then(|| n(over_budget)))
+            .set_or_remove("over_budget_at", stopped.then(|| s(now)));
         self.update_if(&self.runs, Tables::run_key(run_id), u.exists("run_id"), "UpdateItem runs (budget)").await
     }
 

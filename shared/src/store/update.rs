@@ -51,6 +51,14 @@ impl UpdateExpr {
         self
     }
 
+    /// `SET attr = v` when `v` is given, else `REMOVE attr`.
+    pub fn set_or_remove(self, attr: &str, v: Option<AttributeValue>) -> Self {
+        match v {
+            Some(v) => self.set(attr, v),
+            None => self.remove(attr),
+        }
+    }
+
     /// `SET attr = v` when `v` is given.
     pub fn set_opt(self, attr: &str, v: Option<AttributeValue>) -> Self {
         match v {
