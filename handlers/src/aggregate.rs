@@ -20,13 +20,19 @@ use arc_shared::metrics::{Metrics, TaskRow};
 use arc_shared::records::{RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use arc_shared::store::SettlePolicy;
 use arc_shared::time::format_ts;
 use arc_shared::{ArcError, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// What the report and the metrics read of each task ([`TaskRow`]); the query parses nothing
+/// else of the items (the worker's timestamps, error causes, claims). A task left in flight
+/// that aggregate settles is read again whole.
+pub const ROW_ATTRIBUTES: &str = "run_id, task_id, #status, cost_usd, is_correct, retry_count, tokens_input, \
+     tokens_output, last_error_type, result_s3_key, failure_class";
 
 /// Whether `execution_arn` (given) is not the run's current execution.
 pub fn superseded(run_execution: Option<&str>, execution_arn: Option<&str>) -> bool {
@@ -66,7 +72,8 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
     // to be settled, are kept whole.
     let mut in_flight = Vec::new();
     tables
-        .for_each_task(run_id, |t| {
+        .for_each_task_item_projected(run_id, Some(ROW_ATTRIBUTES), |item| {
+            let t = TaskRecord::from_item(item)?;
             if settle && t.status.is_in_flight() {
                 in_flight.push(t);
             } else {
@@ -75,7 +82,17 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             Ok(())
         })
         .await?;
-    let settled_tasks = if in_flight.is_empty() { 0 } else { settle_left_in_flight(env, &mut in_flight).await? };
+    let settled_tasks = if in_flight.is_empty() {
+        0
+    } else {
+        // Settling writes on what the whole record says: read each of them whole.
+        for t in in_flight.iter_mut() {
+            if let Some(whole) = tables.get_task(run_id, &t.task_id).await? {
+                *t = whole;
+            }
+        }
+        settle_left_in_flight(env, &mut in_flight).await?
+    };
     for t in in_flight {
         add_task(&mut metrics, keep_rows.then_some(&mut rows), t);
     }
@@ -118,7 +135,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
                 budget: budget.as_ref(),
                 tasks: &rows,
             };
-            objects::put_json(&env.clients.s3, &at, &report).await?;
+            env.clients.objects.put_json(&at, &report).await?;
             tracing::info!(run_id, bucket, key = at.key, "report written");
             Some(at.key)
         }

@@ -17,7 +17,7 @@ use arc_shared::input::{optional_arn, parse_event};
 use arc_shared::records::RunRecord;
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use arc_shared::store::{NewRun as NewRunItem, Tables};
 use arc_shared::time::{format_ts, parse_ts};
 use arc_shared::{ArcError, Result};
@@ -67,7 +67,7 @@ async fn new_run(env: &Env, input: NewRunInput) -> Result<NewRun> {
         (None, Some(uri)) => {
             let at = ObjectRef::parse_uri(&uri)
                 .ok_or_else(|| ArcError::invalid("task_ids_s3", format!("{uri:?} is not an s3://bucket/key URI")))?;
-            (Some(objects::get_string_list(&env.clients.s3, &at, "task_ids_s3").await?), true)
+            (Some(env.clients.objects.get_string_list(&at, "task_ids_s3").await?), true)
         }
         (ids, None) => (ids, false),
     };
@@ -178,7 +178,7 @@ async fn write_items(
     let Some(bucket) = &env.config.s3_bucket else { return Ok(None) };
     let name = execution_arn.and_then(|a| a.rsplit(':').next()).unwrap_or("manual");
     let at = ObjectRef { bucket: bucket.clone(), key: format!("runs/{run_id}/items/{name}.json") };
-    objects::put_json(&env.clients.s3, &at, &ids).await?;
+    env.clients.objects.put_json(&at, &ids).await?;
     Ok(Some(at))
 }
 

@@ -148,7 +148,7 @@ impl TestEnv {
                 .await
                 .expect("create breakers table");
         }
-        schema::create_bucket(&clients.s3, &bucket).await.expect("create bucket");
+        schema::create_bucket(&clients.s3(), &bucket).await.expect("create bucket");
         Self { endpoint: endpoint.to_owned(), clients, config, bucket }
     }
 

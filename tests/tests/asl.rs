@@ -13,7 +13,7 @@ use arc_handlers::{aggregate, complete, handle_error, initialize};
 use arc_integration_tests::JsonAnswer;
 use arc_integration_tests::{repo_root, TestEnv};
 use arc_shared::records::s;
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use arc_worker_double::{Behaviour, Completion, Worker};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
@@ -316,7 +316,11 @@ impl<'a> Walker<'a> {
                                 bucket: p["Bucket"].as_str().ok_or("ItemReader without Bucket")?.to_owned(),
                                 key: p["Key"].as_str().ok_or("ItemReader without Key")?.to_owned(),
                             };
-                            let ids = objects::get_string_list(&self.t.clients.s3, &at, "items")
+                            let ids = self
+                                .t
+                                .clients
+                                .objects
+                                .get_string_list(&at, "items")
                                 .await
                                 .map_err(|e| format!("ItemReader: {e}"))?;
                             ids.into_iter().map(Value::String).collect()
@@ -607,7 +611,7 @@ async fn payloads_stay_far_below_the_limit_at_10000_tasks_of_100_characters() {
         let inline_input = json!({"config_name": "limits", "task_ids": ids}).to_string().len();
         // Too large for an execution input when n is large: the list goes to S3 instead.
         let at = ObjectRef { bucket: t.bucket.clone(), key: format!("runs/inputs/limits-{n}.json") };
-        objects::put_json(&t.clients.s3, &at, &ids).await.unwrap();
+        t.clients.objects.put_json(&at, &ids).await.unwrap();
         let input = json!({"config_name": "limits", "task_ids_s3": at.uri()});
         let mut w = Walker::new(&t, Faults::default());
         // Three items run as child executions; the other jobs' completions are written in

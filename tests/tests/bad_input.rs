@@ -237,7 +237,7 @@ async fn world() -> World {
 /// state machine's executions.
 async fn state(w: &World) -> Vec<String> {
     let mut out = w.t.snapshot().await;
-    let objects = w.t.clients.s3.list_objects_v2().bucket(&w.t.bucket).send().await.unwrap();
+    let objects = w.t.clients.s3().list_objects_v2().bucket(&w.t.bucket).send().await.unwrap();
     out.extend(objects.contents().iter().map(|o| format!("s3: {}", o.key().unwrap_or_default())));
     let execs = w.t.clients.sfn.list_executions().state_machine_arn(&w.state_machine).send().await.unwrap();
     out.extend(execs.executions().iter().map(|e| format!("execution: {}", e.name())));

@@ -295,7 +295,7 @@ async fn a_run_at_95_percent_of_its_budget_retries_only_what_fits() {
     assert_eq!(rec.total_cost_usd, Some("9.5".parse().unwrap()));
     // Aggregate's report already says what fits.
     let key = rec.results_s3_key.clone().unwrap();
-    let obj = w.t.clients.s3.get_object().bucket(&w.t.bucket).key(&key).send().await.unwrap();
+    let obj = w.t.clients.s3().get_object().bucket(&w.t.bucket).key(&key).send().await.unwrap();
     let report: Value = serde_json::from_slice(&obj.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(
         report["budget"],

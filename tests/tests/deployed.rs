@@ -25,10 +25,11 @@ async fn handlers_and_sweeper_work_on_the_deployed_resources() {
     // The deployed bucket is TLS-only, and the emulator speaks plain HTTP: it must refuse us
     // (in AWS the SDK uses HTTPS). The report then goes to a scratch bucket.
     let deployed_bucket = config.s3_bucket.clone().expect("S3_BUCKET of the deployment");
-    let refused = clients.s3.put_object().bucket(&deployed_bucket).key("probe").body(b"x".to_vec().into()).send().await;
+    let refused =
+        clients.s3().put_object().bucket(&deployed_bucket).key("probe").body(b"x".to_vec().into()).send().await;
     assert!(refused.is_err(), "the deployed bucket accepted a plain-HTTP write: its TLS-only policy is missing");
     let scratch = format!("arc-deployed-scratch-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    clients.s3.create_bucket().bucket(&scratch).send().await.expect("scratch bucket");
+    clients.s3().create_bucket().bucket(&scratch).send().await.expect("scratch bucket");
     config.s3_bucket = Some(scratch);
 
     let env = Arc::new(Env { config: config.clone(), clients, clock: Arc::new(SystemClock) });
@@ -71,7 +72,7 @@ async fn handlers_and_sweeper_work_on_the_deployed_resources() {
     assert_eq!(agg["failed_tasks"], 1);
     if let Some(bucket) = &config.s3_bucket {
         let key = agg["results_s3_key"].as_str().unwrap();
-        env.clients.s3.head_object().bucket(bucket).key(key).send().await.expect("report in the deployed bucket");
+        env.clients.s3().head_object().bucket(bucket).key(key).send().await.expect("report in the deployed bucket");
     }
     let done = complete::handle(env.clone(), json!({"run_id": run_id, "aggregation": agg})).await.json().unwrap();
     assert_eq!(done["status"], "COMPLETED_WITH_ERRORS");

@@ -445,7 +445,7 @@ async fn aggregate_reads_python_numbers_exactly_and_writes_the_report() {
     let key = format!("runs/{run_id}/results/aggregated.json");
     assert_eq!(out["results_s3_key"], key.as_str());
 
-    let obj = t.clients.s3.get_object().bucket(&t.bucket).key(&key).send().await.unwrap();
+    let obj = t.clients.s3().get_object().bucket(&t.bucket).key(&key).send().await.unwrap();
     let body = obj.body.collect().await.unwrap().into_bytes();
     let report: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(report["metrics"]["total_cost_usd"].to_string(), "0.300000000000000001");
@@ -470,7 +470,7 @@ async fn aggregate_without_a_bucket_writes_no_report() {
     assert_eq!(out["results_s3_key"], Value::Null);
     assert_eq!(out["pending_tasks"], 3);
     assert_eq!(out["accuracy"], 0.0);
-    let listed = t.clients.s3.list_objects_v2().bucket(&t.bucket).send().await.unwrap();
+    let listed = t.clients.s3().list_objects_v2().bucket(&t.bucket).send().await.unwrap();
     assert_eq!(listed.key_count, Some(0));
 }
 

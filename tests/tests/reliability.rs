@@ -149,7 +149,7 @@ async fn the_chaos_proxy_injects_each_kind_as_aws_would() {
         // S3 and Step Functions speak their own protocols; both throttles are retryable.
         ctl.chaos(&json!({"seed": 1, "rate": 1.0, "kinds": ["throttle"], "match": {"contains": [t.bucket.clone(), "chaos-selftest"]}}));
         let at = objects::ObjectRef { bucket: t.bucket.clone(), key: "x.json".into() };
-        let put = objects::put_json(&t.clients.s3, &at, &json!([1])).await;
+        let put = t.clients.objects.put_json(&at, &json!([1])).await;
         let sm = "arn:aws:states:us-east-1:123456789012:stateMachine:chaos-selftest";
         let start = executions::start(&t.clients.sfn, sm, "e1", "{}").await;
         ctl.chaos_off();
@@ -481,8 +481,8 @@ impl Driver {
             self.invoke("initialize", || initialize::handle(env.clone(), input.clone())).await?;
         let ids = match &init.items {
             Some(at) => {
-                let s3 = self.env.clients.s3.clone();
-                self.invoke("ItemReader", || objects::get_string_list(&s3, at, "items")).await?
+                let s3 = self.env.clients.objects.clone();
+                self.invoke("ItemReader", || s3.get_string_list(at, "items")).await?
             }
             None => init.task_ids.clone().unwrap_or_default(),
         };

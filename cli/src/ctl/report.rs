@@ -11,7 +11,7 @@ use crate::view;
 use arc_shared::json::decimal_to_json;
 use arc_shared::metrics::Metrics;
 use arc_shared::records::{RunRecord, TaskRecord};
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -164,7 +164,7 @@ pub fn summary_table(metrics: &Value) -> Table {
 
 /// The JSON report at `at`, or `None` when there is no such object.
 async fn read_report(ctx: &Ctx, at: &ObjectRef) -> Result<Option<Value>, CliError> {
-    let Some(text) = objects::get_text(&ctx.clients.s3, at).await? else { return Ok(None) };
+    let Some(text) = ctx.clients.objects.get_text(at).await? else { return Ok(None) };
     serde_json::from_str(&text).map(Some).map_err(|e| CliError::failed(format!("{} is not JSON: {e}", at.uri())))
 }
 

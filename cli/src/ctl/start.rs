@@ -15,7 +15,7 @@ use crate::table::Table;
 use arc_handlers::initialize::{derive_run_id, validate_new_run, NewRunFields};
 use arc_shared::ids::ConfigName;
 use arc_shared::store::executions::{self, Described, ExecState, StartOutcome};
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use arc_shared::time::format_ts;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -211,8 +211,8 @@ pub async fn start(ctx: &Ctx, req: StartRequest) -> Result<(), CliError> {
 /// there (the same `--name` reused for other tasks) is refused: the execution input names only
 /// the object, so overwriting it would change what an existing execution runs.
 async fn put_ids_once(ctx: &Ctx, at: &ObjectRef, ids: &[String]) -> Result<(), CliError> {
-    let s3 = &ctx.clients.s3;
-    match objects::get_text(s3, at).await? {
+    let s3 = &ctx.clients.objects;
+    match s3.get_text(at).await? {
         Some(text) => match serde_json::from_str::<Vec<String>>(&text) {
             Ok(existing) if existing == ids => Ok(()),
             _ => Err(CliError::failed(format!(
@@ -221,7 +221,7 @@ async fn put_ids_once(ctx: &Ctx, at: &ObjectRef, ids: &[String]) -> Result<(), C
                 at.uri()
             ))),
         },
-        None => Ok(objects::put_json(s3, at, &ids).await?),
+        None => Ok(s3.put_json(at, &ids).await?),
     }
 }
 

@@ -5,7 +5,7 @@
 use arc_shared::records::{parse_decimal, RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::{RunStatus, TaskStatus};
-use arc_shared::store::objects::{self, ObjectRef};
+use arc_shared::store::objects::ObjectRef;
 use arc_shared::ArcError;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -173,7 +173,7 @@ pub fn compare(
 
 /// The run's S3 report: `None` when there is no such object (a problem [`compare`] reports).
 async fn read_report(env: &Env, at: &ObjectRef) -> Result<Option<Value>, ArcError> {
-    let Some(text) = objects::get_text(&env.clients.s3, at).await? else { return Ok(None) };
+    let Some(text) = env.clients.objects.get_text(at).await? else { return Ok(None) };
     serde_json::from_str(&text).map(Some).map_err(|e| ArcError::CorruptItem { key: at.uri(), message: e.to_string() })
 }
 

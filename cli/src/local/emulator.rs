@@ -108,7 +108,7 @@ pub async fn create_resources(clients: &Clients, suffix: &str) -> Result<Resourc
         Resources::named(suffix, "");
     schema::create_tables(&clients.dynamodb, &runs_table, &tasks_table).await?;
     schema::create_breakers_table(&clients.dynamodb, &breakers_table).await?;
-    schema::create_bucket(&clients.s3, &bucket).await?;
+    schema::create_bucket(&clients.s3(), &bucket).await?;
     let state_machine_arn = schema::create_stand_in_state_machine(&clients.sfn, &state_machine_name).await?;
     Ok(Resources { runs_table, tasks_table, breakers_table, bucket, state_machine_name, state_machine_arn })
 }

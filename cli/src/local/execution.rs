@@ -204,10 +204,7 @@ impl Runner {
     /// machine's ItemReader does), else its inline `task_ids`.
     async fn items(&self, init: &InitializeOutput) -> Result<Vec<String>, CliError> {
         match &init.items {
-            Some(at) => {
-                Ok(call_handler(|| arc_shared::store::objects::get_string_list(&self.env.clients.s3, at, "items"))
-                    .await?)
-            }
+            Some(at) => Ok(call_handler(|| self.env.clients.objects.get_string_list(at, "items")).await?),
             None => Ok(init.task_ids.clone().unwrap_or_default()),
         }
     }

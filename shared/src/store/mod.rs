@@ -32,9 +32,11 @@ use aws_sdk_dynamodb::Client as DynamoDb;
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub dynamodb: DynamoDb,
-    pub s3: aws_sdk_s3::Client,
+    /// The results bucket's objects (GetObject and PutObject, signed here: `objects`).
+    pub objects: objects::ObjectStore,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sfn: aws_sdk_sfn::Client,
+    conf: aws_config::SdkConfig,
 }
 
 /// `aws_config::defaults` (environment, credential chain, `AWS_ENDPOINT_URL`) with the HTTPS
@@ -98,14 +100,21 @@ impl Clients {
 
     pub fn from_conf(conf: &aws_config::SdkConfig) -> Self {
         let conf = &with_attempt_timeout(conf);
-        // Path-style S3 addressing works against AWS and against local emulators alike.
-        let s3_conf = aws_sdk_s3::config::Builder::from(conf).force_path_style(true).build();
         Self {
             dynamodb: DynamoDb::new(conf),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            objects: objects::ObjectStore::new(conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             sfn: aws_sdk_sfn::Client::new(conf),
+            conf: conf.clone(),
         }
+    }
+
+    /// An S3 SDK client of the same configuration (path-style addressing, which works against
+    /// AWS and local emulators alike), for what the functions never do: creating buckets,
+    /// listing and inspecting objects (tools and tests). The functions' own object reads and
+    /// writes go through [`Self::objects`].
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.conf).force_path_style(true).build())
     }
 }
 

@@ -673,9 +673,12 @@ async fn main() {
     let mut scale_rows = Vec::new();
     let mut calls_rows = Vec::new();
     let mut projection = Vec::new();
+    // The wall time of each operation without the added delay, at the functions' concurrency.
+    let mut undelayed = BTreeMap::new();
     for &size in &b.sizes.initialize {
         eprintln!("arc-bench: initialize {size}");
         let (m, floor) = b.initialize_n(size, &[], 0).await;
+        undelayed.insert(format!("initialize {size} tasks"), m.wall);
         let big = size >= 10_000;
         scale_rows.push(row(
             format!("initialize {size} tasks: wall"),
@@ -727,6 +730,7 @@ async fn main() {
     let (sweep_tasks, sweep_runs) = b.sizes.sweep;
     eprintln!("arc-bench: sweep {sweep_tasks} tasks over {sweep_runs} runs");
     let (m, read_floor, pages) = b.sweep_n(sweep_tasks, sweep_runs, &[], 0).await;
+    undelayed.insert(format!("sweep of {sweep_tasks} tasks over {sweep_runs} runs"), m.wall);
     scale_rows.push(row(
         format!("sweep of {sweep_tasks} FAILED tasks over {sweep_runs} runs: wall"),
         format!(
@@ -789,16 +793,32 @@ async fn main() {
         ),
     ] {
         let ratio = ms(concurrent.wall) / ms(serial.wall);
+        // What concurrency can remove is the delay, never the emulator's own (serial) time: the
+        // same operation without the delay is the floor of the ratio here.
+        let alone = undelayed.get(&what).copied().unwrap_or_default();
+        let added = (LATENCY_MS * concurrent.calls_total()) as f64;
+        let hidden = (1.0 - (ms(concurrent.wall) - ms(alone)).max(0.0) / added).clamp(0.0, 1.0);
         latency_rows.push(row(
             format!("{what}, {LATENCY_MS} ms per request"),
             format!(
-                "{:.0} ms at the functions' concurrency, {:.0} ms at `ARC_CONCURRENCY=1`: {ratio:.2}× ({} calls)",
+                "{:.0} ms at the functions' concurrency, {:.0} ms at `ARC_CONCURRENCY=1`: {ratio:.2}× ({} calls); \
+                 without the delay the emulator alone took {:.0} ms, a floor of {:.2}× for this ratio here; of the \
+                 {added:.0} ms the delay added, {:.0} % was hidden by concurrency",
                 ms(concurrent.wall),
                 ms(serial.wall),
-                concurrent.calls_total()
+                concurrent.calls_total(),
+                ms(alone),
+                ms(alone) / ms(serial.wall),
+                hidden * 100.0
             ),
             "≤ 0.3×",
-            verdict(ratio <= 0.3),
+            if ratio <= 0.3 {
+                "met"
+            } else if ms(alone) / ms(serial.wall) > 0.3 {
+                "NOT met: bound by the emulator (below)"
+            } else {
+                "NOT met"
+            },
         ));
     }
 
