@@ -17,13 +17,15 @@ pub use arc_shared::contracts::AggregateOutput as Output;
 use arc_shared::contracts::{AggregateInput, AggregateReport, ReportMetrics};
 use arc_shared::input::{optional_arn, parse_event};
 use arc_shared::metrics::{Metrics, TaskRow};
-use arc_shared::records::{RunRecord, TaskRecord};
+use arc_shared::records::{task_row, RunRecord, TaskRecord};
 use arc_shared::runtime::Env;
 use arc_shared::status::RunStatus;
+use arc_shared::status::TaskStatus;
 use arc_shared::store::objects::ObjectRef;
 use arc_shared::store::SettlePolicy;
 use arc_shared::time::format_ts;
 use arc_shared::{ArcError, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,11 +75,15 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
     let mut in_flight = Vec::new();
     tables
         .for_each_task_item_projected(run_id, Some(ROW_ATTRIBUTES), |item| {
-            let t = TaskRecord::from_item(item)?;
-            if settle && t.status.is_in_flight() {
-                in_flight.push(t);
+            // Only a task to settle is read as a whole record; the others become rows at once.
+            let in_flight_now = match item.get("status") {
+                Some(AttributeValue::S(s)) => TaskStatus::from(s.clone()).is_in_flight(),
+                _ => true,
+            };
+            if settle && in_flight_now {
+                in_flight.push(TaskRecord::from_item(item)?);
             } else {
-                add_task(&mut metrics, keep_rows.then_some(&mut rows), t);
+                add_task(&mut metrics, keep_rows.then_some(&mut rows), task_row(item)?);
             }
             Ok(())
         })
@@ -94,7 +100,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
         settle_left_in_flight(env, &mut in_flight).await?
     };
     for t in in_flight {
-        add_task(&mut metrics, keep_rows.then_some(&mut rows), t);
+        add_task(&mut metrics, keep_rows.then_some(&mut rows), TaskRow::from(t));
     }
     // The report lists the tasks in the order of the table (the settled ones came last).
     rows.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
@@ -167,20 +173,8 @@ pub fn run_budget(run: &RunRecord, m: &Metrics) -> Option<Budget> {
     Some(Budget::of(max, m.total_cost_usd, m.completed_tasks, retryable))
 }
 
-/// Adds one task to the run's figures, and its row to the report's (`rows`, when kept).
-fn add_task(metrics: &mut Metrics, rows: Option<&mut Vec<TaskRow>>, t: TaskRecord) {
-    let row = TaskRow {
-        task_id: t.task_id,
-        status: t.status.as_str().to_owned(),
-        cost_usd: t.cost_usd,
-        is_correct: t.is_correct,
-        retry_count: t.retry_count,
-        tokens_input: t.tokens_input,
-        tokens_output: t.tokens_output,
-        last_error_type: t.last_error_type,
-        result_s3_key: t.result_s3_key,
-        failure_class: t.failure_class,
-    };
+/// Adds one task's row to the run's figures, and to the report's rows (`rows`, when kept).
+fn add_task(metrics: &mut Metrics, rows: Option<&mut Vec<TaskRow>>, row: TaskRow) {
     metrics.add_row(&row);
     if let Some(rows) = rows {
         rows.push(row);

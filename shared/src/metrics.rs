@@ -23,6 +23,23 @@ pub struct TaskRow {
     pub failure_class: Option<String>,
 }
 
+impl From<crate::records::TaskRecord> for TaskRow {
+    fn from(t: crate::records::TaskRecord) -> Self {
+        Self {
+            task_id: t.task_id,
+            status: t.status.as_str().to_owned(),
+            cost_usd: t.cost_usd,
+            is_correct: t.is_correct,
+            retry_count: t.retry_count,
+            tokens_input: t.tokens_input,
+            tokens_output: t.tokens_output,
+            last_error_type: t.last_error_type,
+            result_s3_key: t.result_s3_key,
+            failure_class: t.failure_class,
+        }
+    }
+}
+
 /// Run metrics accumulated one task at a time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {

@@ -3,6 +3,7 @@
 //! a float. Writers update named attributes only, so attributes other tools wrote survive.
 
 use crate::error::ArcError;
+use crate::metrics::TaskRow;
 use crate::status::{RunStatus, TaskStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 use rust_decimal::Decimal;
@@ -184,6 +185,144 @@ impl RunRecord {
     }
 }
 
+/// The report row of a task item, read straight from the item: the fields of a
+/// [`TaskRow`] with the leniency [`TaskRecord::from_item`] reads them with (a property test
+/// holds the two equal), without converting the whole item into a record. Aggregate reads a
+/// run's every task this way; profiled, the whole-record conversion was a fifth of its CPU.
+pub fn task_row(mut item: Item) -> Result<TaskRow, ArcError> {
+    let task_id = match item.remove("task_id").map(text) {
+        Some(Ok(t)) => t,
+        Some(Err(other)) => return Err(row_error(&item, "?", "task_id", &format!("has type {other:?}, not a string"))),
+        None => return Err(row_error(&item, "?", "task_id", "is missing")),
+    };
+    let bad = |item: &Item, name: &str, what: String| row_error(item, &task_id, name, &what);
+    let status = match item.remove("status").map(text) {
+        None => missing_task_status(),
+        Some(Ok(v)) => TaskStatus::from(v),
+        Some(Err(other)) => return Err(bad(&item, "status", format!("has type {other:?}, not a string"))),
+    };
+    let cost_usd = take_decimal(&mut item, "cost_usd", &task_id).map_err(|e| match e {
+        ArcError::CorruptItem { message, .. } => bad(&item, "cost_usd", message),
+        other => other,
+    })?;
+    let is_correct = match item.remove("is_correct") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::Bool(b)) => Some(b),
+        Some(AttributeValue::N(v)) => match num_of(&v).and_then(|n| if let Num::U(u) = n { Some(u) } else { None }) {
+            Some(u) => Some(u != 0),
+            None => return Err(bad(&item, "is_correct", format!("{v:?} is neither a flag nor 0/1"))),
+        },
+        Some(other) => match loose_text(other) {
+            Ok(v) => flag_text(&v),
+            Err(other) => return Err(bad(&item, "is_correct", format!("has type {other:?}, not a flag"))),
+        },
+    };
+    let retry_count = match item.remove("retry_count") {
+        None => 0,
+        Some(av) => num_attr(&av)
+            .and_then(num_to_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(&item, "retry_count", format!("{av:?} is not a count")))?,
+    };
+    let opt_u64 = |item: &mut Item, name: &str| -> Result<Option<u64>, ArcError> {
+        match item.remove(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(av) => match num_attr(&av) {
+                Some(n) => Ok(num_to_u64(n)),
+                None => Err(bad(item, name, format!("{av:?} is not a number"))),
+            },
+        }
+    };
+    let tokens_input = opt_u64(&mut item, "tokens_input")?;
+    let tokens_output = opt_u64(&mut item, "tokens_output")?;
+    let opt_string = |item: &mut Item, name: &str| -> Result<Option<String>, ArcError> {
+        match item.remove(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(av) => {
+                text(av).map(Some).map_err(|other| bad(item, name, format!("has type {other:?}, not a string")))
+            }
+        }
+    };
+    let last_error_type = opt_string(&mut item, "last_error_type")?;
+    let result_s3_key = opt_string(&mut item, "result_s3_key")?;
+    let failure_class = match item.remove("failure_class") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(av) => Some(loose_text(av).unwrap_or_else(|_| NON_STRING.to_owned())),
+    };
+    Ok(TaskRow {
+        task_id,
+        status: status.as_str().to_owned(),
+        cost_usd,
+        is_correct,
+        retry_count,
+        tokens_input,
+        tokens_output,
+        last_error_type,
+        result_s3_key,
+        failure_class,
+    })
+}
+
+/// A `CorruptItem` of task `task_id` (of the run the item names) about attribute `name`.
+fn row_error(item: &Item, task_id: &str, name: &str, what: &str) -> ArcError {
+    let run = match item.get("run_id") {
+        Some(AttributeValue::S(r)) => r.as_str(),
+        _ => "?",
+    };
+    ArcError::CorruptItem { key: format!("{run}/{task_id}"), message: format!("{name} {what}") }
+}
+
+/// What a lenient string reader makes of a value that is not a string.
+const NON_STRING: &str = "(non-string error value)";
+
+/// A string attribute's text; the attribute back when it is not one.
+fn text(av: AttributeValue) -> Result<String, AttributeValue> {
+    match av {
+        AttributeValue::S(v) => Ok(v),
+        other => Err(other),
+    }
+}
+
+/// Text where the record reader takes any shape (`is_correct`, `failure_class`): a string, or
+/// binary that is UTF-8; the attribute back when it is neither.
+fn loose_text(av: AttributeValue) -> Result<String, AttributeValue> {
+    match av {
+        AttributeValue::B(b) => String::from_utf8(b.into_inner())
+            .map_err(|e| AttributeValue::B(aws_smithy_types::Blob::new(e.into_bytes()))),
+        other => text(other),
+    }
+}
+
+/// A number attribute as the record reader sees it: a DynamoDB number is the first of i64, u64
+/// and f64 that parses it (serde_dynamo's order), text is kept as text.
+fn num_attr(av: &AttributeValue) -> Option<Num> {
+    match av {
+        AttributeValue::N(v) => num_of(v),
+        AttributeValue::S(v) => Some(Num::S(v.clone())),
+        AttributeValue::B(b) => std::str::from_utf8(b.as_ref()).ok().map(|v| Num::S(v.to_owned())),
+        _ => None,
+    }
+}
+
+fn num_of(v: &str) -> Option<Num> {
+    if let Ok(i) = v.parse::<i64>() {
+        Some(u64::try_from(i).map_or(Num::I(i), Num::U))
+    } else if let Ok(u) = v.parse::<u64>() {
+        Some(Num::U(u))
+    } else {
+        v.parse::<f64>().ok().map(Num::F)
+    }
+}
+
+/// `is_correct` written as text.
+fn flag_text(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// Reads `item` as a record; an attribute that cannot be read is a `CorruptItem` naming the
 /// item (`key`) and the attribute.
 fn from_dynamo<T: serde::de::DeserializeOwned>(item: Item, key: String) -> Result<T, ArcError> {
@@ -303,11 +442,7 @@ fn lenient_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
     Ok(Option::<Flag>::deserialize(d)?.and_then(|b| match b {
         Flag::Bool(b) => Some(b),
         Flag::Num(n) => Some(n != 0),
-        Flag::Text(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "1" => Some(true),
-            "false" | "0" => Some(false),
-            _ => None,
-        },
+        Flag::Text(s) => flag_text(&s),
     }))
 }
 
@@ -321,7 +456,7 @@ fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
     }
     Ok(Option::<S>::deserialize(d)?.map(|s| match s {
         S::S(s) => s,
-        S::Other(_) => "(non-string error value)".to_owned(),
+        S::Other(_) => NON_STRING.to_owned(),
     }))
 }
 
@@ -412,6 +547,71 @@ mod tests {
         match TaskRecord::from_item(item(vec![("task_id", s("t"))])) {
             Err(e @ ArcError::CorruptItem { .. }) => assert!(e.to_string().contains("run_id is missing"), "{e}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Option<AttributeValue>> {
+        use proptest::prelude::*;
+        let texts = prop::sample::select(vec![
+            "",
+            "x",
+            "0",
+            "1",
+            "5",
+            "-3",
+            "1.5",
+            "3.0",
+            "1e3",
+            "true",
+            "FALSE",
+            "COMPLETED",
+            "IN_PROGRESS",
+            "18446744073709551615",
+            "99999999999999999999",
+            "0.0125",
+            " 7",
+            "NaN",
+            "inf",
+        ]);
+        prop_oneof![
+            Just(None),
+            texts.clone().prop_map(|t| Some(AttributeValue::S(t.to_owned()))),
+            texts.prop_map(|t| Some(AttributeValue::N(t.to_owned()))),
+            any::<bool>().prop_map(|b| Some(AttributeValue::Bool(b))),
+            Just(Some(AttributeValue::Null(true))),
+            Just(Some(AttributeValue::L(vec![]))),
+            Just(Some(AttributeValue::M(HashMap::new()))),
+            Just(Some(AttributeValue::Ss(vec!["a".into()]))),
+            Just(Some(AttributeValue::B(aws_smithy_types::Blob::new(b"1".to_vec())))),
+            Just(Some(AttributeValue::B(aws_smithy_types::Blob::new(vec![0xff, 0xfe])))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The report row read straight from an item is the row of the whole record, and is
+        /// refused exactly when the whole record is (for items whose other attributes are
+        /// sound): whatever types the row's attributes hold.
+        #[test]
+        fn the_direct_row_reader_equals_the_record_reader(
+            values in proptest::collection::vec(any_value(), 9),
+            task_id in any_value(),
+        ) {
+            let names = ["status", "cost_usd", "is_correct", "retry_count", "tokens_input", "tokens_output",
+                "last_error_type", "result_s3_key", "failure_class"];
+            let mut it = item(vec![("run_id", s("r"))]);
+            it.insert("task_id".into(), task_id.unwrap_or_else(|| s("t")));
+            for (name, v) in names.iter().zip(values) {
+                if let Some(v) = v {
+                    it.insert((*name).to_owned(), v);
+                }
+            }
+            let whole = TaskRecord::from_item(it.clone()).map(TaskRow::from);
+            let direct = task_row(it.clone());
+            match (whole, direct) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(ArcError::CorruptItem { .. }), Err(ArcError::CorruptItem { .. })) => {}
+                (a, b) => proptest::prop_assert!(false, "{it:?}: record {a:?}, direct {b:?}"),
+            }
         }
     }
 

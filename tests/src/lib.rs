@@ -3,6 +3,7 @@
 //! Runtime API stand-in that drives the built binaries.
 
 pub mod chaos;
+pub mod keepalive;
 pub mod runtime_api;
 
 use arc_shared::runtime::Env;

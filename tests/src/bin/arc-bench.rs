@@ -19,6 +19,7 @@
 //! figures are not the ones BENCHMARKS.md reports.
 
 use arc_integration_tests::chaos::{sdk_config_with_attempts, Ctl, Emulator};
+use arc_integration_tests::keepalive::KeepAliveFront;
 use arc_integration_tests::runtime_api::{LambdaProcess, Outcome, ProcStats, Spawn};
 use arc_integration_tests::TestEnv;
 use arc_shared::records::Item;
@@ -192,6 +193,8 @@ struct Bench {
     args: Args,
     sizes: Sizes,
     emu: Emulator,
+    /// What the functions talk to: keep-alive connections, as in AWS (`keepalive.rs`).
+    front: KeepAliveFront,
     ctl: Ctl,
     state_machine_arn: String,
 }
@@ -211,6 +214,11 @@ impl Bench {
 
     fn lambda_env(&self, w: &TestEnv, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = w.lambda_env();
+        for (k, v) in env.iter_mut() {
+            if k == "AWS_ENDPOINT_URL" {
+                *v = self.front.endpoint.clone();
+            }
+        }
         env.push(("STATE_MACHINE_ARN".into(), self.state_machine_arn.clone()));
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
         env.push(("SWEEPER_MAX_TASKS".into(), "100000".into()));
@@ -628,7 +636,8 @@ async fn main() {
     let conf = sdk_config_with_attempts(&emu.endpoint, 3).await;
     let sfn = aws_sdk_sfn::Client::new(&conf);
     let state_machine_arn = schema::create_stand_in_state_machine(&sfn, "arc-bench").await.expect("state machine");
-    let b = Bench { args, sizes, emu, ctl, state_machine_arn };
+    let front = KeepAliveFront::start(&emu.endpoint, 32);
+    let b = Bench { args, sizes, emu, front, ctl, state_machine_arn };
     let mode = if b.args.quick { "quick" } else { "full" };
     eprintln!("arc-bench: {mode} mode, binaries in {}", b.args.bin_dir.display());
 
@@ -884,7 +893,9 @@ async fn main() {
          utime + stime from `/proc/<pid>` just before the process is stopped; AWS calls are counted by the emulator \
          (every request naming the bench's tables, bucket or state machine). Spreads are `median (min–p90)`. \
          The functions run with `ARC_ATTEMPT_TIMEOUT_SECONDS=300`: the emulator takes longer than the default 10 s \
-         to answer a query page of a 100,000-task partition."
+         to answer a query page of a 100,000-task partition. The functions reach the emulator through a keep-alive \
+         front (`tests/src/keepalive.rs`): the emulator closes the connection after every answer, which would have \
+         each function open and tear down one TCP connection per AWS request, as no function does against AWS."
     );
     table(&mut md, "Cold start and warm invocations", &cold_rows);
     table(&mut md, "Scale against the emulator's floor", &scale_rows);
