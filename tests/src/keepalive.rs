@@ -6,10 +6,13 @@
 //! share of what a 10,000-request invocation measured here (a `perf` profile of initialize:
 //! 11 % of its CPU in `connect`, 2 % in `shutdown`). The front keeps the functions' HTTP/1.1
 //! connections open and forwards each request to the emulator on a connection of its own, so
-//! the connection cost is the front's, in the benchmark's process, not the function's.
+//! the connection cost is the front's, in the benchmark's process, not the function's. Its
+//! sockets run without Nagle's algorithm and each answer goes out in one write, so the front
+//! adds no delayed-ACK stalls of its own.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Headers that belong to one connection, not to the request or answer forwarded.
@@ -18,96 +21,60 @@ const HOP_BY_HOP: [&str; 6] = ["connection", "keep-alive", "transfer-encoding", 
 /// The front: its endpoint (`http://127.0.0.1:PORT`) forwards to the emulator's.
 pub struct KeepAliveFront {
     pub endpoint: String,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl KeepAliveFront {
-    /// Starts a front for `upstream` (`http://127.0.0.1:PORT`) with `threads` requests served at
-    /// once.
-    pub fn start(upstream: &str, threads: usize) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the keep-alive front"));
-        let port = server.server_addr().to_ip().map(|a| a.port()).expect("an IP address");
+    /// Starts a front for `upstream` (`http://127.0.0.1:PORT`): one thread per connection.
+    pub fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the keep-alive front");
+        let port = listener.local_addr().expect("an address").port();
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let workers = (0..threads.max(1))
-            .map(|_| {
-                let server = Arc::clone(&server);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
                 let upstream = upstream.clone();
-                std::thread::spawn(move || {
-                    while let Ok(req) = server.recv() {
-                        forward(&upstream, req);
-                    }
-                })
-            })
-            .collect();
-        Self { endpoint: format!("http://127.0.0.1:{port}"), server, workers }
+                std::thread::spawn(move || serve(conn, &upstream));
+            }
+        });
+        Self { endpoint: format!("http://127.0.0.1:{port}"), stop }
     }
 }
 
 impl Drop for KeepAliveFront {
     fn drop(&mut self) {
-        self.server.unblock();
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accepting thread so that it sees `stop`.
+        let _ = TcpStream::connect(self.endpoint.trim_start_matches("http://"));
     }
 }
 
-/// An answer read from the emulator.
-struct Answer {
-    status: u16,
+/// One HTTP message: its first line, headers and body.
+struct Message {
+    first: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
-fn forward(upstream: &str, mut req: tiny_http::Request) {
-    let mut body = Vec::new();
-    let answer =
-        req.as_reader().read_to_end(&mut body).map_err(|e| e.to_string()).and_then(|_| exchange(upstream, &req, &body));
-    // The emulator did not answer (a dropped connection): nor does the front (tiny_http answers
-    // a request dropped unanswered with an error).
-    if let Ok(a) = answer {
-        let headers = a
-            .headers
-            .iter()
-            .filter(|(k, _)| !HOP_BY_HOP.contains(&k.to_ascii_lowercase().as_str()))
-            .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
-            .collect();
-        let len = a.body.len();
-        let _ = req.respond(tiny_http::Response::new(
-            tiny_http::StatusCode(a.status),
-            headers,
-            std::io::Cursor::new(a.body),
-            Some(len),
-            None,
-        ));
+/// Reads one message from `r`; `None` at the end of the connection. `until_close` reads a body
+/// without a length to the end of the stream (an answer of a server that closes).
+fn read_message(r: &mut impl BufRead, until_close: bool) -> Result<Option<Message>, String> {
+    let mut first = String::new();
+    if r.read_line(&mut first).map_err(|e| e.to_string())? == 0 {
+        return Ok(None);
     }
-}
-
-/// One request to the emulator on a connection of its own, and its whole answer.
-fn exchange(upstream: &str, req: &tiny_http::Request, body: &[u8]) -> Result<Answer, String> {
-    let mut stream = TcpStream::connect(upstream).map_err(|e| e.to_string())?;
-    let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), req.url());
-    for h in req.headers() {
-        let name = h.field.as_str().as_str();
-        if !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) && !name.eq_ignore_ascii_case("expect") {
-            head.push_str(&format!("{name}: {}\r\n", h.value.as_str()));
-        }
-    }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("status line {line:?}"))?;
+    let first = first.trim_end().to_owned();
     let mut headers = Vec::new();
     let (mut length, mut chunked) = (None, false);
+    let mut line = String::new();
     loop {
         line.clear();
-        reader.read_line(&mut line).map_err(|e| e.to_string())?;
+        r.read_line(&mut line).map_err(|e| e.to_string())?;
         let l = line.trim_end();
         if l.is_empty() {
             break;
@@ -127,21 +94,57 @@ fn exchange(upstream: &str, req: &tiny_http::Request, body: &[u8]) -> Result<Ans
     if chunked {
         loop {
             line.clear();
-            reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            r.read_line(&mut line).map_err(|e| e.to_string())?;
             let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
                 .map_err(|e| format!("chunk size {line:?}: {e}"))?;
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk).map_err(|e| e.to_string())?;
             if size == 0 {
                 break;
             }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).map_err(|e| e.to_string())?;
             body.extend_from_slice(&chunk[..size]);
         }
     } else if let Some(n) = length {
         body.resize(n, 0);
-        reader.read_exact(&mut body).map_err(|e| e.to_string())?;
-    } else {
-        reader.read_to_end(&mut body).map_err(|e| e.to_string())?;
+        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+    } else if until_close {
+        r.read_to_end(&mut body).map_err(|e| e.to_string())?;
     }
-    Ok(Answer { status, headers, body })
+    Ok(Some(Message { first, headers, body }))
+}
+
+/// `m` with its end-to-end headers, a `Content-Length` and `connection`, as one buffer.
+fn encode(m: &Message, connection: &str) -> Vec<u8> {
+    let mut head = format!("{}\r\n", m.first);
+    for (k, v) in &m.headers {
+        if !HOP_BY_HOP.contains(&k.to_ascii_lowercase().as_str()) && !k.eq_ignore_ascii_case("expect") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: {connection}\r\n\r\n", m.body.len()));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&m.body);
+    out
+}
+
+/// Serves one kept-alive connection of a function until it closes it.
+fn serve(conn: TcpStream, upstream: &str) {
+    let _ = conn.set_nodelay(true);
+    let Ok(mut writer) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    while let Ok(Some(req)) = read_message(&mut reader, false) {
+        // The emulator did not answer (a dropped connection): nor does the front.
+        let Ok(answer) = exchange(upstream, &req) else { return };
+        if writer.write_all(&encode(&answer, "keep-alive")).is_err() {
+            return;
+        }
+    }
+}
+
+/// One request to the emulator on a connection of its own, and its whole answer.
+fn exchange(upstream: &str, req: &Message) -> Result<Message, String> {
+    let mut stream = TcpStream::connect(upstream).map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    stream.write_all(&encode(req, "close")).map_err(|e| e.to_string())?;
+    read_message(&mut BufReader::new(stream), true)?.ok_or_else(|| "no answer".to_owned())
 }

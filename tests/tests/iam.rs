@@ -22,9 +22,9 @@ const SDK_CALLS: &[(&str, &str, Option<&str>)] = &[
     (".delete_item()", "dynamodb:DeleteItem", None),
     (".put_object()", "s3:PutObject", Some("results_objects")),
     (".get_object()", "s3:GetObject", Some("results_objects")),
-    // shared/src/store/objects.rs signs its own S3 requests: `self.send("<Operation>", …)`.
-    ("self.send(\"PutObject\"", "s3:PutObject", Some("results_objects")),
-    ("self.send(\"GetObject\"", "s3:GetObject", Some("results_objects")),
+    // shared/src/store/objects.rs signs its own S3 requests: `Call { operation: "<Operation>", … }`.
+    ("operation: \"PutObject\"", "s3:PutObject", Some("results_objects")),
+    ("operation: \"GetObject\"", "s3:GetObject", Some("results_objects")),
     (".put_metric_data()", "cloudwatch:PutMetricData", Some("cloudwatch_metrics")),
     (".start_execution()", "states:StartExecution", Some("state_machine")),
     (".describe_execution()", "states:DescribeExecution", Some("executions")),

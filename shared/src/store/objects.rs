@@ -104,6 +104,18 @@ fn error_code(body: &str) -> Option<&str> {
     body.get(start..start + len)
 }
 
+/// One S3 request: the operation (for errors and logs), method, object, content type, body,
+/// and how much of a successful answer's body to read.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    operation: &'a str,
+    method: &'a str,
+    at: &'a ObjectRef,
+    content_type: Option<&'a str>,
+    body: &'a [u8],
+    max: usize,
+}
+
 /// What one attempt ended with.
 enum Attempt {
     Done(Answer),
@@ -188,15 +200,9 @@ impl ObjectStore {
         Ok(creds)
     }
 
-    /// A signed request of `method` to `at` with `body`.
-    async fn signed(
-        &self,
-        operation: &str,
-        method: &str,
-        at: &ObjectRef,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<HttpRequest> {
+    /// `call` as a signed request.
+    async fn signed(&self, call: &Call<'_>) -> Result<HttpRequest> {
+        let Call { operation, method, at, content_type, body, .. } = *call;
         use aws_sigv4::http_request::{
             sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
             UriPathNormalizationMode,
@@ -279,21 +285,14 @@ impl ObjectStore {
         }
     }
 
-    /// Sends `method` to `at` until it is answered or the attempts run out: transient failures
-    /// are tried again (exponential backoff with jitter), as the SDK does.
-    async fn send(
-        &self,
-        operation: &str,
-        method: &str,
-        at: &ObjectRef,
-        content_type: Option<&str>,
-        body: &[u8],
-        max: usize,
-    ) -> Result<Answer> {
+    /// Sends `call` until it is answered or the attempts run out: transient failures are tried
+    /// again (exponential backoff with jitter), as the SDK does.
+    async fn send(&self, call: Call<'_>) -> Result<Answer> {
+        let Call { operation, at, max, .. } = call;
         let mut attempt = 1;
         loop {
             // Signed per attempt: the signature carries its time.
-            let req = self.signed(operation, method, at, content_type, body).await?;
+            let req = self.signed(&call).await?;
             match self.attempt(req, max).await {
                 Attempt::Done(a) => return Ok(a),
                 Attempt::Transient(message) if attempt >= self.inner.max_attempts => {
@@ -314,7 +313,15 @@ impl ObjectStore {
     /// Writes `value` as a JSON object at `at`.
     pub async fn put_json(&self, at: &ObjectRef, value: &impl Serialize) -> Result<()> {
         let body = serde_json::to_vec(value).map_err(|e| ArcError::Conflict(format!("not serializable: {e}")))?;
-        let a = self.send("PutObject", "PUT", at, Some("application/json"), &body, 64 * 1024).await?;
+        let call = Call {
+            operation: "PutObject",
+            method: "PUT",
+            at,
+            content_type: Some("application/json"),
+            body: &body,
+            max: 64 * 1024,
+        };
+        let a = self.send(call).await?;
         match a.status {
             200..=299 => Ok(()),
             status => Err(refused("PutObject", at, status, a.code.as_deref())),
@@ -323,7 +330,8 @@ impl ObjectStore {
 
     /// GetObject `at`, reading at most `max` bytes of it.
     async fn get_bounded(&self, at: &ObjectRef, max: usize) -> Result<Body> {
-        let a = self.send("GetObject", "GET", at, None, &[], max).await?;
+        let a =
+            self.send(Call { operation: "GetObject", method: "GET", at, content_type: None, body: &[], max }).await?;
         match (a.status, a.code.as_deref()) {
             (200..=299, _) => Ok(a.body),
             (404, Some("NoSuchKey")) => Ok(Body::Missing),
