@@ -82,10 +82,7 @@ impl ArcError {
         let retryable = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(se) => {
-                let status = se.raw().status().as_u16();
-                status >= 500
-                    || status == 429
-                    || is_retryable_code(se.err().code())
+                is_transient_answer(se.raw().status().as_u16(), se.err().code())
                     // A write to an item that a transaction holds: nothing was written.
                     || se.err().code() == Some("TransactionConflictException")
             }
@@ -98,6 +95,14 @@ impl ArcError {
             Self::AwsRequestFailed { operation, message }
         }
     }
+}
+
+/// Whether an AWS service's error answer (HTTP `status`, error `code`) is worth another
+/// attempt: HTTP 5xx and 429 from any service, and the codes the SDK calls throttling or
+/// transient. What [`ArcError::from_sdk`] and the results bucket's own requests
+/// (`store::objects`) both classify by.
+pub fn is_transient_answer(status: u16, code: Option<&str>) -> bool {
+    status >= 500 || status == 429 || is_retryable_code(code)
 }
 
 /// Whether the AWS SDK's own retry classifier calls `code` throttling or transient.
@@ -214,5 +219,10 @@ mod tests {
         assert!(is_retryable_code(Some("ProvisionedThroughputExceededException")));
         assert!(!is_retryable_code(Some("ValidationException")));
         assert!(!is_retryable_code(None));
+        // S3's own request timeout (HTTP 400) is transient; a refusal is not.
+        assert!(is_transient_answer(400, Some("RequestTimeout")));
+        assert!(is_transient_answer(503, Some("SlowDown")));
+        assert!(!is_transient_answer(403, Some("AccessDenied")));
+        assert!(!is_transient_answer(404, Some("NoSuchKey")));
     }
 }

@@ -9,7 +9,7 @@
 //! function's zip (BENCHMARKS.md); the payload is still protected by its SHA-256, which SigV4
 //! signs (`x-amz-content-sha256`) and S3 verifies.
 
-use crate::error::{is_retryable_code, ArcError, Result};
+use crate::error::{is_transient_answer, ArcError, Result};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
@@ -268,11 +268,7 @@ impl ObjectStore {
             }
             let code =
                 (status >= 300).then(|| error_code(&String::from_utf8_lossy(&bytes)).map(str::to_owned)).flatten();
-            if status >= 500
-                || status == 429
-                || is_retryable_code(code.as_deref())
-                || code.as_deref() == Some("RequestTimeout")
-            {
+            if is_transient_answer(status, code.as_deref()) {
                 return Attempt::Transient(
                     format!("HTTP {status} {}", code.as_deref().unwrap_or("")).trim_end().to_owned(),
                 );
