@@ -30,11 +30,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// What the report and the metrics read of each task ([`TaskRow`]); the query parses nothing
-/// else of the items (the worker's timestamps, error causes, claims). A task left in flight
-/// that aggregate settles is read again whole.
+/// What aggregate reads of each task: its report row ([`TaskRow`]) and, for a task left in
+/// flight, what settling it conditions on (`status`, `retry_count`, `infra_failures`). The
+/// query parses nothing else of the items (the worker's timestamps, error causes, claims).
 pub const ROW_ATTRIBUTES: &str = "run_id, task_id, #status, cost_usd, is_correct, retry_count, tokens_input, \
-     tokens_output, last_error_type, result_s3_key, failure_class";
+     tokens_output, last_error_type, result_s3_key, failure_class, infra_failures";
 
 /// Whether `execution_arn` (given) is not the run's current execution.
 pub fn superseded(run_execution: Option<&str>, execution_arn: Option<&str>) -> bool {
@@ -71,11 +71,11 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
     let mut metrics = Metrics::default();
     let mut rows = Vec::new();
     // Page by page: each task becomes its compact row at once; only the tasks left in flight,
-    // to be settled, are kept whole.
+    // to be settled, are kept as records.
     let mut in_flight = Vec::new();
     tables
         .for_each_task_item_projected(run_id, Some(ROW_ATTRIBUTES), |item| {
-            // Only a task to settle is read as a whole record; the others become rows at once.
+            // Only a task to settle becomes a record; the others become rows at once.
             let in_flight_now = match item.get("status") {
                 Some(AttributeValue::S(s)) => TaskStatus::from(s.clone()).is_in_flight(),
                 _ => true,
@@ -88,17 +88,7 @@ pub async fn handle(env: Arc<Env>, event: Value) -> Result<Output> {
             Ok(())
         })
         .await?;
-    let settled_tasks = if in_flight.is_empty() {
-        0
-    } else {
-        // Settling writes on what the whole record says: read each of them whole.
-        for t in in_flight.iter_mut() {
-            if let Some(whole) = tables.get_task(run_id, &t.task_id).await? {
-                *t = whole;
-            }
-        }
-        settle_left_in_flight(env, &mut in_flight).await?
-    };
+    let settled_tasks = if in_flight.is_empty() { 0 } else { settle_left_in_flight(env, &mut in_flight).await? };
     for t in in_flight {
         add_task(&mut metrics, keep_rows.then_some(&mut rows), TaskRow::from(t));
     }

@@ -664,6 +664,44 @@ async fn complete_of_a_superseded_execution_changes_nothing() {
 }
 
 #[tokio::test]
+async fn aggregate_settles_a_claim_left_behind_on_top_of_its_earlier_spared_failures() {
+    let t = TestEnv::new(&[("MAX_RETRIES", "3")]).await;
+    let exec = "arn:aws:states:us-east-1:1:execution:arc:agg1";
+    let out = initialize::handle(
+        t.env(),
+        json!({"config_name": "inflight-agg", "task_ids": ids(2), "execution_arn": exec,
+               "execution_start_time": "2026-11-27T10:00:00Z"}),
+    )
+    .await
+    .json()
+    .unwrap();
+    let run_id = out["run_id"].as_str().unwrap();
+    t.set_task(run_id, "task00000", &[("status", s("COMPLETED")), ("cost_usd", AttributeValue::N("0.1".into()))]).await;
+    // Reclaimed twice before (spared, INFRA_MAX_RETRIES 5 by default), claimed again and left.
+    t.set_task(
+        run_id,
+        "task00001",
+        &[
+            ("status", s("IN_PROGRESS")),
+            ("retry_count", AttributeValue::N("1".into())),
+            ("infra_failures", AttributeValue::N("2".into())),
+            ("worker_id", s("77@host")),
+        ],
+    )
+    .await;
+    let agg = aggregate::handle(t.env(), json!({"run_id": run_id, "execution_arn": exec})).await.json().unwrap();
+    assert_eq!(agg["settled_tasks"], 1);
+    assert_eq!(agg["failed_tasks"], 1);
+    let t1 = t.tables().get_task(run_id, "task00001").await.unwrap().unwrap();
+    assert_eq!(
+        (t1.status.as_str(), t1.retry_count, t1.infra_failures()),
+        ("FAILED", 1, 3),
+        "a third spared failure, retry_count as it was"
+    );
+    assert_eq!(t1.failure_class.as_deref(), Some("infrastructure"));
+}
+
+#[tokio::test]
 async fn complete_ends_tasks_left_in_flight_as_failed_attempts() {
     let t = TestEnv::new(&[("MAX_RETRIES", "3")]).await;
     let exec = "arn:aws:states:us-east-1:1:execution:arc:e1";
